@@ -1,0 +1,124 @@
+//! The annotated item: which shape of fn it is, and where its body is.
+
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned;
+use syn::{Block, Expr, ItemFn, Pat, ReturnType, Stmt, Type};
+
+/// The annotated fn and the shape that decides how its body is rewritten.
+pub(crate) struct FnItem {
+    pub func: ItemFn,
+    pub shape: Shape,
+}
+
+pub(crate) enum Shape {
+    /// `async fn`: the body is the attempt.
+    Async,
+    /// A method already rewritten by `#[async_trait]`: `Box::pin(async move { ...; let __ret: R =
+    /// { body }; __ret })`. The statements before `let __ret` (re-bindings of the arguments) run
+    /// once; `{ body }` is the attempt.
+    AsyncTrait { ret_ty: Box<Type> },
+    /// A plain `fn`.
+    Blocking,
+}
+
+impl FnItem {
+    /// Parses the item, or explains why the attribute cannot go there.
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<FnItem> {
+        let mut func: ItemFn = match syn::parse2(tokens.clone()) {
+            Ok(f) => f,
+            Err(_) => return Err(not_a_fn(tokens)),
+        };
+        let shape = if func.sig.asyncness.is_some() {
+            Shape::Async
+        } else if let Some((ret_ty, _)) = async_trait_ret(&mut func.block) {
+            Shape::AsyncTrait {
+                ret_ty: Box::new(ret_ty.clone()),
+            }
+        } else {
+            Shape::Blocking
+        };
+        Ok(FnItem { func, shape })
+    }
+
+    /// The type each attempt produces: the declared return type, or the `__ret` type of an
+    /// `#[async_trait]` method. `None` when the fn returns `()`.
+    pub(crate) fn output_type(&self) -> Option<&Type> {
+        match (&self.shape, &self.func.sig.output) {
+            (Shape::AsyncTrait { ret_ty, .. }, _) => Some(ret_ty),
+            (_, ReturnType::Type(_, ty)) => Some(ty),
+            (_, ReturnType::Default) => None,
+        }
+    }
+
+    /// The initializer of `#[async_trait]`'s `let __ret: R = { body };`: the attempt.
+    pub(crate) fn async_trait_body_mut(&mut self) -> Option<&mut Expr> {
+        async_trait_ret(&mut self.func.block).map(|(_, init)| init)
+    }
+}
+
+/// Finds `let __ret: R = init;` inside `Box::pin(async move { .. })`, the body `#[async_trait]`
+/// generates, and returns `R` and `init`.
+fn async_trait_ret(block: &mut Block) -> Option<(&Type, &mut Expr)> {
+    let [Stmt::Expr(Expr::Call(call), None)] = &mut block.stmts[..] else {
+        return None;
+    };
+    let Expr::Path(func) = &*call.func else {
+        return None;
+    };
+    if func.path.segments.last().is_none_or(|s| s.ident != "pin") || call.args.len() != 1 {
+        return None;
+    }
+    let Some(Expr::Async(inner)) = call.args.first_mut() else {
+        return None;
+    };
+    inner.block.stmts.iter_mut().find_map(|stmt| match stmt {
+        Stmt::Local(syn::Local {
+            pat: Pat::Type(pt),
+            init: Some(init),
+            ..
+        }) if matches!(&*pt.pat, Pat::Ident(id) if id.ident == "__ret") => {
+            Some((&*pt.ty, &mut *init.expr))
+        }
+        _ => None,
+    })
+}
+
+/// The error for an attribute on something that is not a fn with a body.
+fn not_a_fn(tokens: TokenStream) -> syn::Error {
+    const HELP: &str = "`#[retry_on_failure]` goes on a fn with a body that returns a `Result`, \
+                        such as `async fn complete(&self) -> Result<String, Error> { .. }`";
+    if let Ok(decl) = syn::parse2::<syn::TraitItemFn>(tokens.clone()) {
+        if decl.default.is_none() {
+            return syn::Error::new(
+                decl.semi_token
+                    .map_or_else(|| decl.sig.span(), |s| s.span()),
+                format!("{HELP}; this method has no body: put the attribute on the impl's method"),
+            );
+        }
+    }
+    let Ok(item) = syn::parse2::<syn::Item>(tokens.clone()) else {
+        return syn::Error::new_spanned(tokens, HELP);
+    };
+    let what = match &item {
+        syn::Item::Struct(s) => Some((s.struct_token.span(), "a struct")),
+        syn::Item::Enum(e) => Some((e.enum_token.span(), "an enum")),
+        syn::Item::Impl(i) => Some((
+            i.impl_token.span(),
+            "an impl block; put it on a method inside",
+        )),
+        syn::Item::Trait(t) => Some((
+            t.trait_token.span(),
+            "a trait; put it on a method with a body",
+        )),
+        syn::Item::Mod(m) => Some((m.mod_token.span(), "a module")),
+        syn::Item::Const(c) => Some((c.const_token.span(), "a const")),
+        syn::Item::Static(s) => Some((s.static_token.span(), "a static")),
+        syn::Item::Type(t) => Some((t.type_token.span(), "a type alias")),
+        syn::Item::Use(u) => Some((u.use_token.span(), "a use declaration")),
+        _ => None,
+    };
+    match what {
+        Some((span, what)) => syn::Error::new(span, format!("{HELP}; this is {what}")),
+        None => syn::Error::new_spanned(item, HELP),
+    }
+}

@@ -1,0 +1,215 @@
+//! The per-call state machine shared by the attribute's expansion and the closure API: after each
+//! attempt it decides between returning and sleeping. It never sleeps itself; the caller does.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{Classification, GiveUpReason, Observer, RetryEvent, RetryPolicy};
+
+/// A `Result`, seen through a trait so that `#[retry_on_failure]` reports a non-`Result` return type
+/// with one clear message, and so that aliases such as `anyhow::Result<T>` work.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry_on_failure]` needs a fn that returns a `Result`, but this one returns `{Self}`",
+    label = "this must be `Result<T, E>` (or an alias of it such as `anyhow::Result<T>`)",
+    note = "a retry is decided by looking at the error: return `Err(..)` for a failed attempt"
+)]
+pub trait IsResult: Sized {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// Splits into a plain `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// Rebuilds from a plain `Result`.
+    fn from_result(r: Result<Self::Ok, Self::Err>) -> Self;
+}
+
+impl<T, E> IsResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    #[inline(always)]
+    fn into_result(self) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn from_result(r: Self) -> Self {
+        r
+    }
+}
+
+/// Where a call keeps its start time, if it needs one: `()` never reads the clock (the happy path
+/// stays free of it), `Instant` reads it once when the call starts.
+pub trait CallClock: Copy {
+    /// Reads the clock if this kind of call needs it.
+    fn start() -> Self;
+    /// Time since the start, if recorded.
+    fn elapsed(&self) -> Option<Duration>;
+}
+
+impl CallClock for () {
+    #[inline(always)]
+    fn start() -> Self {}
+    #[inline(always)]
+    fn elapsed(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl CallClock for Instant {
+    #[inline(always)]
+    fn start() -> Self {
+        Instant::now()
+    }
+    #[inline(always)]
+    fn elapsed(&self) -> Option<Duration> {
+        Some(Instant::elapsed(self))
+    }
+}
+
+/// The state one call keeps between attempts: the attempt number, the previous delay
+/// (for decorrelated jitter) and, when needed, the start time.
+#[derive(Clone, Copy, Debug)]
+pub struct CallState<C: CallClock = ()> {
+    attempt: u32,
+    previous: Duration,
+    clock: C,
+}
+
+impl<C: CallClock> Default for CallState<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: CallClock> CallState<C> {
+    /// State for a call about to make its first attempt.
+    #[inline(always)]
+    pub fn new() -> Self {
+        CallState {
+            attempt: 1,
+            previous: Duration::ZERO,
+            clock: C::start(),
+        }
+    }
+
+    /// The attempt in progress (or just finished), 1-based.
+    #[inline(always)]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Time since the call started, when this kind of call records it.
+    #[inline(always)]
+    pub fn elapsed(&self) -> Option<Duration> {
+        self.clock.elapsed()
+    }
+
+    /// Looks at the result of the attempt that just ended: `Break(result)` to return it,
+    /// `Continue(delay)` to sleep that long and run the next attempt.
+    #[inline(always)]
+    ///
+    /// `classify` judges an error; `retry_ok` says whether an `Ok` value asks for another attempt
+    /// (after the last attempt the last `Ok` is returned as is).
+    pub fn step<R, O>(
+        &mut self,
+        policy: &RetryPolicy,
+        result: R,
+        classify: impl FnOnce(&R::Err) -> Classification,
+        retry_ok: impl FnOnce(&R::Ok) -> bool,
+        observer: &O,
+    ) -> ControlFlow<R, Duration>
+    where
+        R: IsResult,
+        O: Observer<R::Err>,
+    {
+        match result.into_result() {
+            Ok(ok) => {
+                if retry_ok(&ok) && self.attempt < policy.max_attempts {
+                    // Jitter still applies; the server gave no hint.
+                    if let Ok(delay) = self.next_delay(policy, Classification::retry()) {
+                        self.attempt += 1;
+                        return ControlFlow::Continue(delay);
+                    }
+                }
+                observer.on_success(self.attempt);
+                ControlFlow::Break(R::from_result(Ok(ok)))
+            }
+            Err(err) => {
+                let class = classify(&err);
+                self.after_error(policy, class, err, observer)
+            }
+        }
+    }
+
+    /// The failure path, kept out of line so that the success path of `step` stays small.
+    #[cold]
+    #[inline(never)]
+    fn after_error<R, O>(
+        &mut self,
+        policy: &RetryPolicy,
+        class: Classification,
+        err: R::Err,
+        observer: &O,
+    ) -> ControlFlow<R, Duration>
+    where
+        R: IsResult,
+        O: Observer<R::Err>,
+    {
+        let decision = self.next_delay(policy, class).and_then(|delay| {
+            let event = RetryEvent {
+                attempt: self.attempt,
+                delay,
+                elapsed: self.clock.elapsed(),
+            };
+            observer.on_retry(&err, &event).map(|()| delay)
+        });
+        match decision {
+            Ok(delay) => {
+                self.attempt += 1;
+                ControlFlow::Continue(delay)
+            }
+            Err(reason) => {
+                observer.on_give_up(&err, reason, self.attempt);
+                ControlFlow::Break(R::from_result(Err(err)))
+            }
+        }
+    }
+
+    /// The delay before the next attempt, or why there must not be one.
+    fn next_delay(
+        &mut self,
+        policy: &RetryPolicy,
+        class: Classification,
+    ) -> Result<Duration, GiveUpReason> {
+        if !class.is_retryable() {
+            return Err(GiveUpReason::NotRetryable);
+        }
+        if self.attempt >= policy.max_attempts {
+            return Err(GiveUpReason::Exhausted);
+        }
+        let previous = if self.attempt == 1 {
+            policy.initial_delay
+        } else {
+            self.previous
+        };
+        let backoff = policy.delay(self.attempt, previous, rand::random());
+        let delay = match class.retry_after_hint() {
+            Some(hint) if hint > policy.max_retry_after => {
+                return Err(GiveUpReason::RetryAfterTooLong)
+            }
+            Some(hint) => {
+                backoff.max(hint.saturating_add(crate::retry_after::spread(hint, rand::random())))
+            }
+            None => backoff,
+        };
+        if let (Some(max_time), Some(elapsed)) = (policy.max_time, self.clock.elapsed()) {
+            if elapsed.saturating_add(delay) > max_time {
+                return Err(GiveUpReason::Deadline);
+            }
+        }
+        self.previous = backoff;
+        Ok(delay)
+    }
+}

@@ -1,0 +1,198 @@
+//! Which errors are worth another attempt: the `Retryable` trait and the verdict it produces.
+
+use std::time::Duration;
+
+/// The verdict on one failed attempt: retry or give up, and how long the server asked to wait.
+///
+/// ```
+/// use retry_runtime::Classification;
+/// use std::time::Duration;
+///
+/// let c = Classification::retry().with_retry_after(Some(Duration::from_secs(2)));
+/// assert!(c.is_retryable());
+/// assert_eq!(c.retry_after_hint(), Some(Duration::from_secs(2)));
+/// assert!(!Classification::give_up().is_retryable());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Classification {
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Classification {
+    /// Another attempt may succeed (a timeout, a 503, a rate limit).
+    pub const fn retry() -> Self {
+        Classification {
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// Another attempt would fail the same way (a bad key, a bad request).
+    pub const fn give_up() -> Self {
+        Classification {
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// [`retry`](Self::retry) when `retryable`, else [`give_up`](Self::give_up).
+    pub const fn from_bool(retryable: bool) -> Self {
+        Classification {
+            retryable,
+            retry_after: None,
+        }
+    }
+
+    /// Adds the delay the server asked for (`Retry-After`); the call never retries sooner.
+    pub const fn with_retry_after(mut self, hint: Option<Duration>) -> Self {
+        self.retry_after = hint;
+        self
+    }
+
+    /// Whether another attempt is worth making.
+    pub const fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The delay the server asked for, if any.
+    pub const fn retry_after_hint(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// An error that knows whether another attempt could succeed.
+///
+/// When a `#[retry_on_failure]` fn's error type implements `Retryable` and the attribute has no
+/// `retry_on`/`give_up_on` list, the trait decides. When it does not implement it, every error is
+/// retried, as tenacity and backoff do.
+///
+/// ```
+/// use retry_runtime::Retryable;
+/// use std::time::Duration;
+///
+/// enum ProviderError {
+///     RateLimited { retry_after: Option<Duration> },
+///     Unavailable,
+///     BadKey,
+/// }
+///
+/// impl Retryable for ProviderError {
+///     fn is_retryable(&self) -> bool {
+///         !matches!(self, ProviderError::BadKey)
+///     }
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self {
+///             ProviderError::RateLimited { retry_after } => *retry_after,
+///             _ => None,
+///         }
+///     }
+/// }
+/// # assert!(!ProviderError::BadKey.is_retryable());
+/// # assert!(ProviderError::Unavailable.is_retryable());
+/// ```
+pub trait Retryable {
+    /// Whether another attempt could succeed.
+    fn is_retryable(&self) -> bool;
+
+    /// How long the server asked the client to wait before the next attempt.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Both answers in one value; the retry loop calls this.
+    fn classification(&self) -> Classification {
+        Classification::from_bool(self.is_retryable()).with_retry_after(self.retry_after())
+    }
+}
+
+impl<T: Retryable + ?Sized> Retryable for &T {
+    fn is_retryable(&self) -> bool {
+        (**self).is_retryable()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        (**self).retry_after()
+    }
+    fn classification(&self) -> Classification {
+        (**self).classification()
+    }
+}
+
+impl<T: Retryable + ?Sized> Retryable for Box<T> {
+    fn is_retryable(&self) -> bool {
+        (**self).is_retryable()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        (**self).retry_after()
+    }
+    fn classification(&self) -> Classification {
+        (**self).classification()
+    }
+}
+
+/// Picks `Retryable` when the error type implements it, "retry everything" when it does not,
+/// without specialization: method resolution tries the by-value receiver (`ViaRetryable`) before
+/// the auto-referenced one (`ViaDefault`). The expansion calls `(&Probe(err)).__retry_classify()`
+/// with both traits in scope.
+#[doc(hidden)]
+pub struct Probe<'a, E: ?Sized>(pub &'a E);
+
+#[doc(hidden)]
+pub trait ViaRetryable {
+    fn __retry_classify(&self) -> Classification;
+}
+
+impl<E: Retryable + ?Sized> ViaRetryable for Probe<'_, E> {
+    #[inline]
+    fn __retry_classify(&self) -> Classification {
+        self.0.classification()
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaDefault {
+    fn __retry_classify(&self) -> Classification;
+}
+
+impl<E: ?Sized> ViaDefault for &Probe<'_, E> {
+    #[inline]
+    fn __retry_classify(&self) -> Classification {
+        Classification::retry()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    struct Fatal;
+    impl Retryable for Fatal {
+        fn is_retryable(&self) -> bool {
+            false
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3))
+        }
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the borrow is what selects the fallback
+    fn probe_prefers_the_trait_and_falls_back_to_retry() {
+        #[allow(unused_imports)]
+        use super::{ViaDefault as _, ViaRetryable as _};
+        let fatal = (&Probe(&Fatal)).__retry_classify();
+        assert_eq!(
+            fatal,
+            Classification::give_up().with_retry_after(Some(Duration::from_secs(3)))
+        );
+        assert_eq!((&Probe(&Plain)).__retry_classify(), Classification::retry());
+    }
+
+    #[test]
+    fn boxed_and_borrowed_errors_delegate() {
+        let boxed: Box<Fatal> = Box::new(Fatal);
+        assert!(!boxed.is_retryable());
+        assert!(!(&&Fatal).is_retryable());
+    }
+}

@@ -1,0 +1,55 @@
+//! What happens to a call: the retry event passed to hooks, and why a call gave up.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a call stopped retrying and returned its last error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// Every allowed attempt failed.
+    Exhausted,
+    /// The error was classified as not worth another attempt (a bad key, a bad request).
+    NotRetryable,
+    /// The next sleep would have ended past `max_time`.
+    Deadline,
+    /// The server asked to wait longer than `max_retry_after`.
+    RetryAfterTooLong,
+}
+
+impl GiveUpReason {
+    /// A short, stable name for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GiveUpReason::Exhausted => "exhausted",
+            GiveUpReason::NotRetryable => "not_retryable",
+            GiveUpReason::Deadline => "deadline",
+            GiveUpReason::RetryAfterTooLong => "retry_after_too_long",
+        }
+    }
+}
+
+impl fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUpReason::Exhausted => "attempts exhausted",
+            GiveUpReason::NotRetryable => "error is not retryable",
+            GiveUpReason::Deadline => "the next retry would end past max_time",
+            GiveUpReason::RetryAfterTooLong => {
+                "the server asked to wait longer than max_retry_after"
+            }
+        })
+    }
+}
+
+/// A retry about to happen: passed to observers before the sleep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryEvent {
+    /// The attempt that just failed, 1-based.
+    pub attempt: u32,
+    /// The sleep chosen before the next attempt, jitter and `Retry-After` included.
+    pub delay: Duration,
+    /// Time since the call started, when the call measures it (with `max_time`).
+    pub elapsed: Option<Duration>,
+}

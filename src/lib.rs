@@ -1,0 +1,1 @@
+//! Support code shared by this workspace's integration tests, examples and benches. Not published.

@@ -1,0 +1,10 @@
+use retry_runtime::retry_on_failure;
+
+#[retry_on_failure(initial_delay = -1.0)]
+async fn call() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let _ = call();
+}

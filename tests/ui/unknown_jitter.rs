@@ -1,0 +1,10 @@
+use retry_runtime::retry_on_failure;
+
+#[retry_on_failure(jitter = "ful")]
+async fn call() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let _ = call();
+}

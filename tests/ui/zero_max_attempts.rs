@@ -1,0 +1,10 @@
+use retry_runtime::retry_on_failure;
+
+#[retry_on_failure(max_attempts = 0)]
+async fn call() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let _ = call();
+}
