@@ -33,6 +33,7 @@ pub(crate) struct Args {
     pub jitter: Option<Value<String>>,
     pub max_time: Option<Value<f64>>,
     pub clone: Option<Value<Vec<Ident>>>,
+    pub name: Option<Value<String>>,
 }
 
 /// What kind of value a key takes; drives parsing and the "takes ..." messages.
@@ -55,6 +56,7 @@ const KEYS: &[(&str, Kind, &str)] = &[
     ("jitter", Kind::Str, "jitter = \"full\""),
     ("max_time", Kind::Seconds, "max_time = 60"),
     ("clone", Kind::Idents, "clone = [prompt]"),
+    ("name", Kind::Str, "name = \"openai.complete\""),
 ];
 
 /// A parsed value before it is stored under its key.
@@ -135,6 +137,7 @@ impl Args {
             ("jitter", Parsed::Str(v)) => set_once(&mut self.jitter, key, v, tokens),
             ("max_time", Parsed::Number(v)) => set_once(&mut self.max_time, key, v, tokens),
             ("clone", Parsed::Idents(v)) => set_once(&mut self.clone, key, v, tokens),
+            ("name", Parsed::Str(v)) => set_once(&mut self.name, key, v, tokens),
             _ => unreachable!("parse_value returns the kind listed in KEYS"),
         }
     }

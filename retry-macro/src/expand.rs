@@ -15,6 +15,7 @@ pub(crate) fn expand(config: &Config, mut item: FnItem) -> TokenStream {
         .output_type()
         .cloned()
         .expect("validate.rs checked that the fn returns a value");
+    let name = call_name(config, &item.func.sig.ident);
     let async_span = item
         .func
         .sig
@@ -24,7 +25,7 @@ pub(crate) fn expand(config: &Config, mut item: FnItem) -> TokenStream {
         Shape::Async => {
             let body = &item.func.block;
             let attempt = attempt_future(config, async_span, body);
-            let retry_loop = retry_loop(config, &ret, &attempt);
+            let retry_loop = retry_loop(config, &name, &ret, &attempt);
             let attrs = &item.func.attrs;
             let vis = &item.func.vis;
             let sig = &item.func.sig;
@@ -44,7 +45,7 @@ pub(crate) fn expand(config: &Config, mut item: FnItem) -> TokenStream {
                 other => syn::parse_quote!({ #other }),
             };
             let attempt = attempt_future(config, init.span(), &body);
-            let retry_loop = retry_loop(config, &ret, &attempt);
+            let retry_loop = retry_loop(config, &name, &ret, &attempt);
             *init = syn::parse_quote!(#retry_loop);
             let func = &item.func;
             quote!(#func)
@@ -91,7 +92,12 @@ fn attempt_future(config: &Config, async_span: Span, body: &Block) -> TokenStrea
 //             }
 //         }
 //     }
-fn retry_loop(config: &Config, ret: &Type, attempt: &TokenStream) -> TokenStream {
+fn retry_loop(
+    config: &Config,
+    name: &TokenStream,
+    ret: &Type,
+    attempt: &TokenStream,
+) -> TokenStream {
     let rt = quote!(::retry_runtime);
     let call = Ident::new("__retry_call", Span::mixed_site());
     // Call-site hygiene, located at the return type, so that "not a `Result`" points at the
@@ -113,6 +119,7 @@ fn retry_loop(config: &Config, ret: &Type, attempt: &TokenStream) -> TokenStream
     let step = quote_spanned! {ret.span()=>
         #call.step(
             &__RETRY_POLICY,
+            #name,
             #result,
             |#err| {
                 #[allow(unused_imports)]
@@ -120,6 +127,7 @@ fn retry_loop(config: &Config, ret: &Type, attempt: &TokenStream) -> TokenStream
                 (&#rt::__private::Probe(#err)).__retry_classify()
             },
             #rt::__private::never,
+            #rt::__private::no_gate,
             &(),
         )
     };
@@ -138,6 +146,17 @@ fn retry_loop(config: &Config, ret: &Type, attempt: &TokenStream) -> TokenStream
                     }
                 }
             }
+        }
+    }
+}
+
+/// The name events and statistics report: `name = ".."`, or the module path and fn name.
+fn call_name(config: &Config, ident: &Ident) -> TokenStream {
+    match &config.name {
+        Some(name) => quote!(#name),
+        None => {
+            let ident = ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct Config {
     pub jitter: &'static str,
     pub max_time: Option<f64>,
     pub clone: Vec<Ident>,
+    /// `name = ".."`, for events and statistics.
+    pub name: Option<String>,
 }
 
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -95,6 +97,7 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
     let clone = errors
         .check(clone_names_are_arguments(args, item))
         .unwrap_or_default();
+    let name = errors.check(name(args.name.as_ref())).flatten();
     errors.check(returns_a_value(item));
     errors.check(is_async(item));
     errors.finish(Config {
@@ -106,6 +109,7 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         jitter,
         max_time,
         clone,
+        name,
     })
 }
 
@@ -216,6 +220,14 @@ fn named(
         v.value,
         list.join(", ")
     )))
+}
+
+fn name(v: Option<&Value<String>>) -> syn::Result<Option<String>> {
+    let Some(v) = v else { return Ok(None) };
+    if v.value.trim().is_empty() {
+        return Err(v.error("`name` must not be empty; it labels this fn in events and statistics"));
+    }
+    Ok(Some(v.value.clone()))
 }
 
 fn clone_names_are_arguments(args: &Args, item: &FnItem) -> syn::Result<Vec<Ident>> {

@@ -43,6 +43,10 @@ pub fn sleep(delay: Duration) -> tokio::time::Sleep {
     tokio::time::sleep(delay)
 }
 
+/// `settle` when the fn has no gate.
+#[inline(always)]
+pub fn no_gate(_: crate::AttemptOutcome) {}
+
 /// `retry_if_ok` when the attribute has none: an `Ok` is always final.
 #[inline(always)]
 pub fn never<T: ?Sized>(_: &T) -> bool {

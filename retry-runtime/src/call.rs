@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Classification, GiveUpReason, Observer, RetryEvent, RetryPolicy};
+use crate::{AttemptOutcome, Classification, GiveUpReason, Observer, RetryEvent, RetryPolicy};
 
 /// A `Result`, seen through a trait so that `#[retry_on_failure]` reports a non-`Result` return type
 /// with one clear message, and so that aliases such as `anyhow::Result<T>` work.
@@ -108,16 +108,20 @@ impl<C: CallClock> CallState<C> {
 
     /// Looks at the result of the attempt that just ended: `Break(result)` to return it,
     /// `Continue(delay)` to sleep that long and run the next attempt.
-    #[inline(always)]
     ///
     /// `classify` judges an error; `retry_ok` says whether an `Ok` value asks for another attempt
-    /// (after the last attempt the last `Ok` is returned as is).
+    /// (after the last attempt the last `Ok` is returned as is); `settle` hands the outcome to the
+    /// [`Gate`](crate::Gate) that admitted the attempt, if any; `observer` sees the decision.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     pub fn step<R, O>(
         &mut self,
         policy: &RetryPolicy,
+        name: &'static str,
         result: R,
         classify: impl FnOnce(&R::Err) -> Classification,
         retry_ok: impl FnOnce(&R::Ok) -> bool,
+        settle: impl FnOnce(AttemptOutcome),
         observer: &O,
     ) -> ControlFlow<R, Duration>
     where
@@ -126,6 +130,7 @@ impl<C: CallClock> CallState<C> {
     {
         match result.into_result() {
             Ok(ok) => {
+                settle(AttemptOutcome::Success);
                 if retry_ok(&ok) && self.attempt < policy.max_attempts {
                     // Jitter still applies; the server gave no hint.
                     if let Ok(delay) = self.next_delay(policy, Classification::retry()) {
@@ -138,9 +143,21 @@ impl<C: CallClock> CallState<C> {
             }
             Err(err) => {
                 let class = classify(&err);
-                self.after_error(policy, class, err, observer)
+                settle(AttemptOutcome::Failure(class));
+                self.after_error(policy, name, class, err, observer)
             }
         }
+    }
+
+    /// Ends the call without running an attempt (a gate rejected it), returning `err`.
+    #[cold]
+    pub fn reject<R, O>(&self, err: R::Err, reason: GiveUpReason, observer: &O) -> R
+    where
+        R: IsResult,
+        O: Observer<R::Err>,
+    {
+        observer.on_give_up(&err, reason, self.attempt);
+        R::from_result(Err(err))
     }
 
     /// The failure path, kept out of line so that the success path of `step` stays small.
@@ -149,6 +166,7 @@ impl<C: CallClock> CallState<C> {
     fn after_error<R, O>(
         &mut self,
         policy: &RetryPolicy,
+        name: &'static str,
         class: Classification,
         err: R::Err,
         observer: &O,
@@ -159,6 +177,7 @@ impl<C: CallClock> CallState<C> {
     {
         let decision = self.next_delay(policy, class).and_then(|delay| {
             let event = RetryEvent {
+                name,
                 attempt: self.attempt,
                 delay,
                 elapsed: self.clock.elapsed(),

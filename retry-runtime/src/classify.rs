@@ -16,6 +16,7 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Classification {
     retryable: bool,
+    rate_limited: bool,
     retry_after: Option<Duration>,
 }
 
@@ -24,6 +25,7 @@ impl Classification {
     pub const fn retry() -> Self {
         Classification {
             retryable: true,
+            rate_limited: false,
             retry_after: None,
         }
     }
@@ -32,6 +34,7 @@ impl Classification {
     pub const fn give_up() -> Self {
         Classification {
             retryable: false,
+            rate_limited: false,
             retry_after: None,
         }
     }
@@ -40,6 +43,7 @@ impl Classification {
     pub const fn from_bool(retryable: bool) -> Self {
         Classification {
             retryable,
+            rate_limited: false,
             retry_after: None,
         }
     }
@@ -48,6 +52,18 @@ impl Classification {
     pub const fn with_retry_after(mut self, hint: Option<Duration>) -> Self {
         self.retry_after = hint;
         self
+    }
+
+    /// Marks the failure as the provider pushing back on load (HTTP 429, a throttling error),
+    /// which an [`AdaptiveThrottle`](crate::AdaptiveThrottle) learns its rate from.
+    pub const fn with_rate_limited(mut self, rate_limited: bool) -> Self {
+        self.rate_limited = rate_limited;
+        self
+    }
+
+    /// Whether the provider was pushing back on load.
+    pub const fn is_rate_limited(&self) -> bool {
+        self.rate_limited
     }
 
     /// Whether another attempt is worth making.
@@ -100,9 +116,17 @@ pub trait Retryable {
         None
     }
 
-    /// Both answers in one value; the retry loop calls this.
+    /// Whether the failure is the provider pushing back on load (HTTP 429, a throttling
+    /// error); an [`AdaptiveThrottle`](crate::AdaptiveThrottle) slows down on these.
+    fn is_rate_limited(&self) -> bool {
+        false
+    }
+
+    /// All answers in one value; the retry loop calls this.
     fn classification(&self) -> Classification {
-        Classification::from_bool(self.is_retryable()).with_retry_after(self.retry_after())
+        Classification::from_bool(self.is_retryable())
+            .with_retry_after(self.retry_after())
+            .with_rate_limited(self.is_rate_limited())
     }
 }
 
@@ -112,6 +136,9 @@ impl<T: Retryable + ?Sized> Retryable for &T {
     }
     fn retry_after(&self) -> Option<Duration> {
         (**self).retry_after()
+    }
+    fn is_rate_limited(&self) -> bool {
+        (**self).is_rate_limited()
     }
     fn classification(&self) -> Classification {
         (**self).classification()
@@ -124,6 +151,9 @@ impl<T: Retryable + ?Sized> Retryable for Box<T> {
     }
     fn retry_after(&self) -> Option<Duration> {
         (**self).retry_after()
+    }
+    fn is_rate_limited(&self) -> bool {
+        (**self).is_rate_limited()
     }
     fn classification(&self) -> Classification {
         (**self).classification()

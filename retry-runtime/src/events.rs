@@ -15,6 +15,10 @@ pub enum GiveUpReason {
     Deadline,
     /// The server asked to wait longer than `max_retry_after`.
     RetryAfterTooLong,
+    /// A circuit breaker was open: the provider was not called.
+    CircuitOpen,
+    /// The shared retry budget had no token left for another attempt.
+    BudgetEmpty,
 }
 
 impl GiveUpReason {
@@ -25,6 +29,8 @@ impl GiveUpReason {
             GiveUpReason::NotRetryable => "not_retryable",
             GiveUpReason::Deadline => "deadline",
             GiveUpReason::RetryAfterTooLong => "retry_after_too_long",
+            GiveUpReason::CircuitOpen => "circuit_open",
+            GiveUpReason::BudgetEmpty => "budget_empty",
         }
     }
 }
@@ -38,6 +44,8 @@ impl fmt::Display for GiveUpReason {
             GiveUpReason::RetryAfterTooLong => {
                 "the server asked to wait longer than max_retry_after"
             }
+            GiveUpReason::CircuitOpen => "the circuit breaker is open",
+            GiveUpReason::BudgetEmpty => "the retry budget is empty",
         })
     }
 }
@@ -46,6 +54,8 @@ impl fmt::Display for GiveUpReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryEvent {
+    /// The retrying fn: the attribute's `name`, or its module path and fn name.
+    pub name: &'static str,
     /// The attempt that just failed, 1-based.
     pub attempt: u32,
     /// The sleep chosen before the next attempt, jitter and `Retry-After` included.

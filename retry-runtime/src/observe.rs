@@ -7,6 +7,10 @@ use crate::{GiveUpReason, RetryEvent};
 ///
 /// Observers compose as tuples: `(a, b)` calls `a` then `b`.
 pub trait Observer<E> {
+    /// A call is starting its first attempt.
+    #[inline(always)]
+    fn on_start(&self) {}
+
     /// The call succeeded on attempt `attempts` (1-based).
     #[inline(always)]
     fn on_success(&self, attempts: u32) {
@@ -32,6 +36,10 @@ impl<E> Observer<E> for () {}
 
 impl<E, O: Observer<E> + ?Sized> Observer<E> for &O {
     #[inline(always)]
+    fn on_start(&self) {
+        (**self).on_start();
+    }
+    #[inline(always)]
     fn on_success(&self, attempts: u32) {
         (**self).on_success(attempts);
     }
@@ -49,6 +57,11 @@ macro_rules! tuple_observer {
     ($($name:ident)+) => {
         #[allow(non_snake_case)]
         impl<Err, $($name: Observer<Err>),+> Observer<Err> for ($($name,)+) {
+            #[inline(always)]
+            fn on_start(&self) {
+                let ($($name,)+) = self;
+                $($name.on_start();)+
+            }
             #[inline(always)]
             fn on_success(&self, attempts: u32) {
                 let ($($name,)+) = self;

@@ -1,0 +1,104 @@
+//! Admission before each attempt: how a shared mechanism (a circuit breaker, a client-side
+//! throttle) lets an attempt through, makes it wait, or turns it away, and learns its outcome.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Classification;
+
+/// How an attempt ended, as a [`Gate`] learns it. A permit dropped without
+/// [`Gate::settle`] (the call was cancelled mid-attempt) must be treated as neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The attempt returned `Ok`.
+    Success,
+    /// The attempt returned an error with this classification.
+    Failure(Classification),
+}
+
+/// The answer of a [`Gate`] before an attempt.
+#[derive(Debug)]
+pub enum Admission<P> {
+    /// Go ahead now, holding the permit for the duration of the attempt.
+    Proceed(P),
+    /// Go ahead after sleeping this long (pacing), holding the permit meanwhile.
+    Wait(Duration, P),
+    /// Do not touch the provider: the call ends with this error.
+    Reject(CircuitOpen),
+}
+
+/// Something consulted before every attempt and told how each attempt ended.
+///
+/// The permit is held while the attempt runs. If the call's future is dropped mid-attempt, the
+/// permit is dropped without [`settle`](Gate::settle): implementations release whatever it holds
+/// in `Drop`, so that cancellation leaves the shared state consistent.
+pub trait Gate {
+    /// What an admitted attempt holds until it is settled.
+    type Permit;
+
+    /// Asks to run one attempt.
+    fn admit(&self) -> Admission<Self::Permit>;
+
+    /// Reports how the attempt admitted with `permit` ended.
+    fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome);
+}
+
+impl<G: Gate + ?Sized> Gate for &G {
+    type Permit = G::Permit;
+    #[inline(always)]
+    fn admit(&self) -> Admission<Self::Permit> {
+        (**self).admit()
+    }
+    #[inline(always)]
+    fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome) {
+        (**self).settle(permit, outcome);
+    }
+}
+
+impl<A: Gate, B: Gate> Gate for (A, B) {
+    type Permit = (A::Permit, B::Permit);
+
+    /// Admits through `A` then `B`; waits add up. If `B` rejects, `A`'s permit is dropped, which
+    /// releases it.
+    fn admit(&self) -> Admission<Self::Permit> {
+        let (a_wait, a) = match self.0.admit() {
+            Admission::Proceed(p) => (Duration::ZERO, p),
+            Admission::Wait(d, p) => (d, p),
+            Admission::Reject(r) => return Admission::Reject(r),
+        };
+        match self.1.admit() {
+            Admission::Proceed(b) if a_wait.is_zero() => Admission::Proceed((a, b)),
+            Admission::Proceed(b) => Admission::Wait(a_wait, (a, b)),
+            Admission::Wait(d, b) => Admission::Wait(a_wait.saturating_add(d), (a, b)),
+            Admission::Reject(r) => Admission::Reject(r),
+        }
+    }
+
+    fn settle(&self, (a, b): Self::Permit, outcome: AttemptOutcome) {
+        self.0.settle(a, outcome);
+        self.1.settle(b, outcome);
+    }
+}
+
+/// The error of a call turned away by an open [`CircuitBreaker`](crate::CircuitBreaker) without
+/// touching the provider. A fn with `circuit_breaker = ..` returns it through its error type's
+/// `From<CircuitOpen>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitOpen {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// How long until the breaker lets a probe call through.
+    pub retry_in: Duration,
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "circuit breaker `{}` is open; the next probe call is allowed in {:?}",
+            self.name, self.retry_in
+        )
+    }
+}
+
+impl std::error::Error for CircuitOpen {}
