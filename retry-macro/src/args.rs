@@ -5,14 +5,15 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, Token, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, Token, Type, UnOp};
 
-/// A value and the tokens it came from, so that an error can underline all of them (`-1.0`, not
-/// just `-`).
+/// A value, the tokens it came from (so that an error can underline all of them: `-1.0`, not
+/// just `-`), and its position among the arguments (to tell which of two is the later).
 #[derive(Clone)]
 pub(crate) struct Value<T> {
     pub value: T,
-    tokens: TokenStream,
+    pub tokens: TokenStream,
+    pub index: usize,
 }
 
 impl<T> Value<T> {
@@ -22,20 +23,6 @@ impl<T> Value<T> {
     }
 }
 
-/// The arguments as written, before validation.
-#[derive(Default)]
-pub(crate) struct Args {
-    pub max_attempts: Option<Value<i128>>,
-    pub initial_delay: Option<Value<f64>>,
-    pub max_delay: Option<Value<f64>>,
-    pub backoff_factor: Option<Value<f64>>,
-    pub backoff: Option<Value<String>>,
-    pub jitter: Option<Value<String>>,
-    pub max_time: Option<Value<f64>>,
-    pub clone: Option<Value<Vec<Ident>>>,
-    pub name: Option<Value<String>>,
-}
-
 /// What kind of value a key takes; drives parsing and the "takes ..." messages.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -43,28 +30,79 @@ enum Kind {
     Seconds,
     Number,
     Str,
+    Bool,
     Idents,
+    Ident,
+    Types,
+    Expr,
 }
 
-/// Every key, its kind, and an example for error messages. The order is the documentation's.
-const KEYS: &[(&str, Kind, &str)] = &[
-    ("max_attempts", Kind::Integer, "max_attempts = 3"),
-    ("initial_delay", Kind::Seconds, "initial_delay = 1.0"),
-    ("max_delay", Kind::Seconds, "max_delay = 10.0"),
-    ("backoff_factor", Kind::Number, "backoff_factor = 2.0"),
-    ("backoff", Kind::Str, "backoff = \"exponential\""),
-    ("jitter", Kind::Str, "jitter = \"full\""),
-    ("max_time", Kind::Seconds, "max_time = 60"),
-    ("clone", Kind::Idents, "clone = [prompt]"),
-    ("name", Kind::Str, "name = \"openai.complete\""),
-];
-
-/// A parsed value before it is stored under its key.
+/// A parsed value before it is stored under its key; one variant per `Kind`.
 enum Parsed {
-    Number(f64),
     Integer(i128),
+    Seconds(f64),
+    Number(f64),
     Str(String),
+    Bool(bool),
     Idents(Vec<Ident>),
+    Ident(Ident),
+    Types(Vec<Type>),
+    Expr(Expr),
+}
+
+/// Declares every key once: the `Args` field, its kind, and an example for error messages.
+macro_rules! keys {
+    ($($key:ident: $kind:ident($ty:ty) = $example:literal,)*) => {
+        /// The arguments as written, before validation.
+        #[derive(Default)]
+        pub(crate) struct Args {
+            $(pub $key: Option<Value<$ty>>,)*
+        }
+
+        /// Every key, its kind, and an example. The order is the documentation's.
+        const KEYS: &[(&str, Kind, &str)] = &[$((stringify!($key), Kind::$kind, $example),)*];
+
+        impl Args {
+            /// Stores a value under its key; the one place that rejects a key given twice.
+            fn store(&mut self, key: &Ident, value: Value<Parsed>) -> syn::Result<()> {
+                let Value { value, tokens, index } = value;
+                match (key.to_string().as_str(), value) {
+                    $((stringify!($key), Parsed::$kind(v)) => {
+                        set_once(&mut self.$key, key, Value { value: v, tokens, index })
+                    })*
+                    _ => unreachable!("parse_value returns the kind listed in KEYS"),
+                }
+            }
+        }
+    };
+}
+
+keys! {
+    max_attempts: Integer(i128) = "max_attempts = 3",
+    initial_delay: Seconds(f64) = "initial_delay = 1.0",
+    max_delay: Seconds(f64) = "max_delay = 10.0",
+    backoff_factor: Number(f64) = "backoff_factor = 2.0",
+    backoff: Str(String) = "backoff = \"exponential\"",
+    jitter: Str(String) = "jitter = \"full\"",
+    max_time: Seconds(f64) = "max_time = 60",
+    retry_on: Types(Vec<Type>) = "retry_on = [RateLimitError, TimeoutError]",
+    give_up_on: Types(Vec<Type>) = "give_up_on = [AuthenticationError]",
+    retry_if: Expr(Expr) = "retry_if = |e: &MyError| e.is_transient()",
+    retry_if_ok: Expr(Expr) = "retry_if_ok = |r: &Reply| r.is_pending()",
+    max_retry_after: Seconds(f64) = "max_retry_after = 120",
+    env_prefix: Str(String) = "env_prefix = \"LLM\"",
+    config: Expr(Expr) = "config = self.retry_settings",
+    attempt_timeout: Seconds(f64) = "attempt_timeout = 30",
+    circuit_breaker: Expr(Expr) = "circuit_breaker = OPENAI_BREAKER",
+    budget: Expr(Expr) = "budget = OPENAI_BUDGET",
+    throttle: Expr(Expr) = "throttle = OPENAI_THROTTLE",
+    name: Str(String) = "name = \"openai.complete\"",
+    stats: Bool(bool) = "stats = true",
+    on_retry: Expr(Expr) = "on_retry = log_retry",
+    on_give_up: Expr(Expr) = "on_give_up = log_give_up",
+    context: Ident(Ident) = "context = ctx",
+    fallback: Expr(Expr) = "fallback = |e| Ok(cached_answer())",
+    clone: Idents(Vec<Ident>) = "clone = [prompt]",
 }
 
 impl Args {
@@ -73,11 +111,13 @@ impl Args {
         let mut args = Args::default();
         let mut errors = Vec::new();
         let parser = |input: ParseStream<'_>| {
+            let mut index = 0;
             while !input.is_empty() {
-                if let Err(e) = args.parse_one(input) {
+                if let Err(e) = args.parse_one(input, index) {
                     errors.push(e);
                     skip_to_next_comma(input);
                 }
+                index += 1;
                 if input.is_empty() {
                     break;
                 }
@@ -94,7 +134,7 @@ impl Args {
         (args, errors)
     }
 
-    fn parse_one(&mut self, input: ParseStream<'_>) -> syn::Result<()> {
+    fn parse_one(&mut self, input: ParseStream<'_>, index: usize) -> syn::Result<()> {
         let key: Ident = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -115,48 +155,41 @@ impl Args {
             ));
         }
         input.parse::<Token![=]>()?;
-        let value = parse_value(input, &name, kind, example)?;
-        self.store(&key, value)
-    }
-
-    /// Stores a value under its key; the one place that rejects a key given twice.
-    fn store(&mut self, key: &Ident, value: Value<Parsed>) -> syn::Result<()> {
-        let tokens = value.tokens;
-        match (key.to_string().as_str(), value.value) {
-            ("max_attempts", Parsed::Integer(v)) => {
-                set_once(&mut self.max_attempts, key, v, tokens)
-            }
-            ("initial_delay", Parsed::Number(v)) => {
-                set_once(&mut self.initial_delay, key, v, tokens)
-            }
-            ("max_delay", Parsed::Number(v)) => set_once(&mut self.max_delay, key, v, tokens),
-            ("backoff_factor", Parsed::Number(v)) => {
-                set_once(&mut self.backoff_factor, key, v, tokens)
-            }
-            ("backoff", Parsed::Str(v)) => set_once(&mut self.backoff, key, v, tokens),
-            ("jitter", Parsed::Str(v)) => set_once(&mut self.jitter, key, v, tokens),
-            ("max_time", Parsed::Number(v)) => set_once(&mut self.max_time, key, v, tokens),
-            ("clone", Parsed::Idents(v)) => set_once(&mut self.clone, key, v, tokens),
-            ("name", Parsed::Str(v)) => set_once(&mut self.name, key, v, tokens),
-            _ => unreachable!("parse_value returns the kind listed in KEYS"),
-        }
+        let (value, tokens) = parse_value(input, &name, kind, example)?;
+        self.store(
+            &key,
+            Value {
+                value,
+                tokens,
+                index,
+            },
+        )
     }
 }
 
-fn set_once<T>(
-    slot: &mut Option<Value<T>>,
-    key: &Ident,
-    value: T,
-    tokens: TokenStream,
-) -> syn::Result<()> {
+fn set_once<T>(slot: &mut Option<Value<T>>, key: &Ident, value: Value<T>) -> syn::Result<()> {
     if slot.is_some() {
         return Err(syn::Error::new(
             key.span(),
             format!("`{key}` is given more than once; keep one"),
         ));
     }
-    *slot = Some(Value { value, tokens });
+    *slot = Some(value);
     Ok(())
+}
+
+/// `[A, B]` or a single `A`, for lists of types and of argument names.
+fn one_or_bracketed<T: Parse + ToTokens>(input: ParseStream<'_>) -> syn::Result<Vec<T>> {
+    if input.peek(syn::token::Bracket) {
+        let content;
+        syn::bracketed!(content in input);
+        Ok(content
+            .parse_terminated(T::parse, Token![,])?
+            .into_iter()
+            .collect())
+    } else {
+        Ok(vec![input.parse()?])
+    }
 }
 
 fn parse_value(
@@ -164,54 +197,72 @@ fn parse_value(
     name: &str,
     kind: Kind,
     example: &str,
-) -> syn::Result<Value<Parsed>> {
+) -> syn::Result<(Parsed, TokenStream)> {
+    let takes = |what: &str, e: syn::Error| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes {what}: write `{example}`"),
+        )
+    };
     match kind {
         Kind::Idents => {
-            let idents: Vec<Ident> = if input.peek(syn::token::Bracket) {
-                let content;
-                syn::bracketed!(content in input);
-                content
-                    .parse_terminated(Ident::parse, Token![,])?
-                    .into_iter()
-                    .collect()
-            } else {
-                vec![input.parse::<Ident>().map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        format!("`{name}` takes argument names: write `{example}`"),
-                    )
-                })?]
-            };
-            let tokens = idents.iter().map(|i| i.to_token_stream()).collect();
-            Ok(Value {
-                value: Parsed::Idents(idents),
-                tokens,
-            })
+            let idents: Vec<Ident> =
+                one_or_bracketed(input).map_err(|e| takes("argument names", e))?;
+            let tokens = idents.iter().map(ToTokens::to_token_stream).collect();
+            Ok((Parsed::Idents(idents), tokens))
         }
-        Kind::Str => {
+        Kind::Types => {
+            let types: Vec<Type> = one_or_bracketed(input).map_err(|e| takes("error types", e))?;
+            let tokens = types.iter().map(ToTokens::to_token_stream).collect();
+            Ok((Parsed::Types(types), tokens))
+        }
+        Kind::Ident => {
+            let ident: Ident = input.parse().map_err(|e| takes("a name", e))?;
+            let tokens = ident.to_token_stream();
+            Ok((Parsed::Ident(ident), tokens))
+        }
+        Kind::Expr => {
+            let expr: Expr = input.parse().map_err(|e| takes("an expression", e))?;
+            let tokens = expr.to_token_stream();
+            Ok((Parsed::Expr(expr), tokens))
+        }
+        Kind::Str | Kind::Bool => {
             let expr: Expr = input.parse()?;
-            match &expr {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Ok(Value {
-                    value: Parsed::Str(s.value()),
-                    tokens: s.to_token_stream(),
-                }),
-                other => Err(syn::Error::new_spanned(
-                    other,
-                    format!(
-                        "`{name}` takes a string literal, like `{example}`; found {}",
-                        describe(other)
-                    ),
-                )),
-            }
+            let tokens = expr.to_token_stream();
+            let value = match (&expr, kind) {
+                (
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }),
+                    Kind::Str,
+                ) => Parsed::Str(s.value()),
+                (
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Bool(b), ..
+                    }),
+                    Kind::Bool,
+                ) => Parsed::Bool(b.value),
+                (other, _) => {
+                    let wants = if matches!(kind, Kind::Str) {
+                        "a string literal"
+                    } else {
+                        "`true` or `false`"
+                    };
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        format!(
+                            "`{name}` takes {wants}, like `{example}`; found {}",
+                            describe(other)
+                        ),
+                    ));
+                }
+            };
+            Ok((value, tokens))
         }
         Kind::Integer | Kind::Seconds | Kind::Number => {
             let expr: Expr = input.parse()?;
-            number(&expr, name, kind, example).map(|value| Value {
-                value,
-                tokens: expr.to_token_stream(),
-            })
+            let value = number(&expr, name, kind, example)?;
+            Ok((value, expr.to_token_stream()))
         }
     }
 }
@@ -230,38 +281,32 @@ fn number(expr: &Expr, name: &str, kind: Kind, example: &str) -> syn::Result<Par
         },
         _ => return Err(wrong_kind(expr, name, kind, example)),
     };
+    let suffix = match lit {
+        Lit::Int(i) => i.suffix(),
+        Lit::Float(f) => f.suffix(),
+        _ => "",
+    };
+    if !suffix.is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!("`{name}` takes a plain number; remove the `{suffix}` suffix"),
+        ));
+    }
     let sign = if negative { -1.0 } else { 1.0 };
+    let float = |v: f64| match kind {
+        Kind::Seconds => Parsed::Seconds(sign * v),
+        _ => Parsed::Number(sign * v),
+    };
     match (kind, lit) {
-        (_, Lit::Int(_) | Lit::Float(_)) if !lit_suffix(lit).is_empty() => {
-            Err(syn::Error::new_spanned(
-                lit,
-                format!(
-                    "`{name}` takes a plain number; remove the `{}` suffix",
-                    lit_suffix(lit)
-                ),
-            ))
-        }
         (Kind::Integer, Lit::Int(i)) => {
             let v: i128 = i.base10_parse().map_err(|_| {
                 syn::Error::new_spanned(i, format!("`{name}` is too large; it must fit in a u32"))
             })?;
             Ok(Parsed::Integer(if negative { -v } else { v }))
         }
-        (Kind::Seconds | Kind::Number, Lit::Int(i)) => {
-            Ok(Parsed::Number(sign * i.base10_parse::<f64>()?))
-        }
-        (Kind::Seconds | Kind::Number, Lit::Float(f)) => {
-            Ok(Parsed::Number(sign * f.base10_parse::<f64>()?))
-        }
+        (Kind::Seconds | Kind::Number, Lit::Int(i)) => Ok(float(i.base10_parse()?)),
+        (Kind::Seconds | Kind::Number, Lit::Float(f)) => Ok(float(f.base10_parse()?)),
         _ => Err(wrong_kind(expr, name, kind, example)),
-    }
-}
-
-fn lit_suffix(lit: &Lit) -> &str {
-    match lit {
-        Lit::Int(i) => i.suffix(),
-        Lit::Float(f) => f.suffix(),
-        _ => "",
     }
 }
 
@@ -269,8 +314,7 @@ fn wrong_kind(expr: &Expr, name: &str, kind: Kind, example: &str) -> syn::Error 
     let wants = match kind {
         Kind::Integer => "an integer",
         Kind::Seconds => "a number of seconds (an integer or float literal)",
-        Kind::Number => "a number",
-        Kind::Str | Kind::Idents => unreachable!("not numeric"),
+        _ => "a number",
     };
     syn::Error::new_spanned(
         expr,

@@ -1,13 +1,43 @@
 //! Every compile-time check, one function per rule. All errors are collected and combined, so a
 //! user sees every mistake in one build. The output, `Config`, is what expand.rs trusts.
 
-use syn::{FnArg, Ident, Pat};
+use syn::{Expr, FnArg, Ident, Pat, Type};
 
 use crate::args::{Args, Value};
 use crate::item::{FnItem, Shape};
 
 /// Validated settings, in the units the expansion needs.
 pub(crate) struct Config {
+    pub policy: PolicySource,
+    pub classify: Classify,
+    /// Seconds each attempt may take (`attempt_timeout`).
+    pub attempt_timeout: Option<f64>,
+    pub circuit_breaker: Option<Expr>,
+    pub budget: Option<Expr>,
+    pub throttle: Option<Expr>,
+    /// `name = ".."`, for events and statistics.
+    pub name: Option<String>,
+    pub stats: bool,
+    pub on_retry: Option<Expr>,
+    pub on_give_up: Option<Expr>,
+    /// `context = ctx`: the name bound to the attempt context inside the body.
+    pub context: Option<Ident>,
+    pub fallback: Option<Expr>,
+    pub clone: Vec<Ident>,
+}
+
+/// Where the policy comes from.
+pub(crate) enum PolicySource {
+    /// Literals (or defaults), fixed at compile time.
+    Literals(Timing),
+    /// Literals overridden once from `{prefix}_...` environment variables.
+    Env { prefix: String, base: Timing },
+    /// `config = <expr>`, evaluated at each call.
+    Expr(Expr),
+}
+
+/// The timing literals, validated.
+pub(crate) struct Timing {
     pub max_attempts: u32,
     pub initial_delay: f64,
     pub max_delay: f64,
@@ -17,9 +47,15 @@ pub(crate) struct Config {
     /// The runtime's `Jitter` variant name.
     pub jitter: &'static str,
     pub max_time: Option<f64>,
-    pub clone: Vec<Ident>,
-    /// `name = ".."`, for events and statistics.
-    pub name: Option<String>,
+    pub max_retry_after: Option<f64>,
+}
+
+/// Which errors are retried.
+pub(crate) struct Classify {
+    pub retry_on: Vec<Type>,
+    pub give_up_on: Vec<Type>,
+    pub retry_if: Option<Expr>,
+    pub retry_if_ok: Option<Expr>,
 }
 
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -66,9 +102,56 @@ impl Errors {
 
 /// Runs every rule on the arguments and the fn, returning the settings or all errors combined.
 pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::Result<Config> {
-    let max_attempts = errors
-        .check(max_attempts(args.max_attempts.as_ref()))
-        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    let timing = timing(args, &mut errors);
+    let policy = match (&args.config, &args.env_prefix) {
+        (Some(config), _) => {
+            errors.check(config_excludes_literals(args));
+            PolicySource::Expr(config.value.clone())
+        }
+        (None, Some(prefix)) => match errors.check(env_prefix(prefix)) {
+            Some(prefix) => PolicySource::Env {
+                prefix,
+                base: timing,
+            },
+            None => PolicySource::Literals(timing),
+        },
+        (None, None) => PolicySource::Literals(timing),
+    };
+    let classify = Classify {
+        retry_on: types(args.retry_on.as_ref()),
+        give_up_on: types(args.give_up_on.as_ref()),
+        retry_if: expr(args.retry_if.as_ref()),
+        retry_if_ok: expr(args.retry_if_ok.as_ref()),
+    };
+    errors.check(no_type_listed_twice(args));
+    let attempt_timeout = errors
+        .check(attempt_timeout(args.attempt_timeout.as_ref(), item))
+        .flatten();
+    let clone = errors
+        .check(clone_names_are_arguments(args, item))
+        .unwrap_or_default();
+    let name = errors.check(name(args.name.as_ref())).flatten();
+    errors.check(returns_a_value(item));
+    errors.check(is_async(item));
+    errors.check(not_yet_supported(args));
+    errors.finish(Config {
+        policy,
+        classify,
+        attempt_timeout,
+        circuit_breaker: expr(args.circuit_breaker.as_ref()),
+        budget: expr(args.budget.as_ref()),
+        throttle: expr(args.throttle.as_ref()),
+        name,
+        stats: args.stats.as_ref().is_some_and(|v| v.value),
+        on_retry: expr(args.on_retry.as_ref()),
+        on_give_up: expr(args.on_give_up.as_ref()),
+        context: args.context.as_ref().map(|v| v.value.clone()),
+        fallback: expr(args.fallback.as_ref()),
+        clone,
+    })
+}
+
+fn timing(args: &Args, errors: &mut Errors) -> Timing {
     let initial_delay = errors
         .check(seconds(
             "initial_delay",
@@ -84,33 +167,37 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         ))
         .unwrap_or(DEFAULT_MAX_DELAY);
     errors.check(max_delay_not_below_initial(args, initial_delay, max_delay));
-    let backoff_factor = errors
-        .check(backoff_factor(args.backoff_factor.as_ref()))
-        .unwrap_or(DEFAULT_BACKOFF_FACTOR);
-    let backoff = errors
-        .check(named("backoff", args.backoff.as_ref(), BACKOFFS))
-        .unwrap_or("Exponential");
-    let jitter = errors
-        .check(named("jitter", args.jitter.as_ref(), JITTERS))
-        .unwrap_or("Full");
-    let max_time = errors.check(max_time(args.max_time.as_ref())).flatten();
-    let clone = errors
-        .check(clone_names_are_arguments(args, item))
-        .unwrap_or_default();
-    let name = errors.check(name(args.name.as_ref())).flatten();
-    errors.check(returns_a_value(item));
-    errors.check(is_async(item));
-    errors.finish(Config {
-        max_attempts,
+    Timing {
+        max_attempts: errors
+            .check(max_attempts(args.max_attempts.as_ref()))
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS),
         initial_delay,
         max_delay,
-        backoff_factor,
-        backoff,
-        jitter,
-        max_time,
-        clone,
-        name,
-    })
+        backoff_factor: errors
+            .check(backoff_factor(args.backoff_factor.as_ref()))
+            .unwrap_or(DEFAULT_BACKOFF_FACTOR),
+        backoff: errors
+            .check(named("backoff", args.backoff.as_ref(), BACKOFFS))
+            .unwrap_or("Exponential"),
+        jitter: errors
+            .check(named("jitter", args.jitter.as_ref(), JITTERS))
+            .unwrap_or("Full"),
+        max_time: errors
+            .check(positive_seconds("max_time", args.max_time.as_ref()))
+            .flatten(),
+        max_retry_after: args
+            .max_retry_after
+            .as_ref()
+            .and_then(|v| errors.check(seconds("max_retry_after", Some(v), 0.0))),
+    }
+}
+
+fn expr(v: Option<&Value<Expr>>) -> Option<Expr> {
+    v.map(|v| v.value.clone())
+}
+
+fn types(v: Option<&Value<Vec<Type>>>) -> Vec<Type> {
+    v.map(|v| v.value.clone()).unwrap_or_default()
 }
 
 fn max_attempts(v: Option<&Value<i128>>) -> syn::Result<u32> {
@@ -188,15 +275,116 @@ fn backoff_factor(v: Option<&Value<f64>>) -> syn::Result<f64> {
     Ok(v.value)
 }
 
-fn max_time(v: Option<&Value<f64>>) -> syn::Result<Option<f64>> {
+/// `max_time`, `attempt_timeout`: a finite number of seconds greater than 0.
+fn positive_seconds(name: &str, v: Option<&Value<f64>>) -> syn::Result<Option<f64>> {
     let Some(v) = v else { return Ok(None) };
     if !v.value.is_finite() || v.value <= 0.0 {
         return Err(v.error(format!(
-            "`max_time` must be a finite number of seconds greater than 0, found {}",
+            "`{name}` must be a finite number of seconds greater than 0, found {}",
             v.value
         )));
     }
     Ok(Some(v.value))
+}
+
+/// The timing keys that `config = ..` replaces.
+fn config_excludes_literals(args: &Args) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let mut reject = |key: &str, tokens: Option<&proc_macro2::TokenStream>| {
+        if let Some(tokens) = tokens {
+            errors.push(syn::Error::new_spanned(
+                tokens,
+                format!(
+                    "`{key}` cannot be combined with `config`: the policy comes from `config` at \
+                     run time; set `{key}` on that `RetryPolicy` instead"
+                ),
+            ));
+        }
+    };
+    reject(
+        "max_attempts",
+        args.max_attempts.as_ref().map(|v| &v.tokens),
+    );
+    reject(
+        "initial_delay",
+        args.initial_delay.as_ref().map(|v| &v.tokens),
+    );
+    reject("max_delay", args.max_delay.as_ref().map(|v| &v.tokens));
+    reject(
+        "backoff_factor",
+        args.backoff_factor.as_ref().map(|v| &v.tokens),
+    );
+    reject("backoff", args.backoff.as_ref().map(|v| &v.tokens));
+    reject("jitter", args.jitter.as_ref().map(|v| &v.tokens));
+    reject("max_time", args.max_time.as_ref().map(|v| &v.tokens));
+    reject(
+        "max_retry_after",
+        args.max_retry_after.as_ref().map(|v| &v.tokens),
+    );
+    reject("env_prefix", args.env_prefix.as_ref().map(|v| &v.tokens));
+    errors.finish(())
+}
+
+fn env_prefix(v: &Value<String>) -> syn::Result<String> {
+    let ok = !v.value.is_empty()
+        && v.value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        return Err(v.error(format!(
+            "`env_prefix` must be upper-case letters, digits and `_`, like \"LLM\"; found \"{}\"",
+            v.value
+        )));
+    }
+    Ok(v.value.clone())
+}
+
+fn attempt_timeout(v: Option<&Value<f64>>, item: &FnItem) -> syn::Result<Option<f64>> {
+    let secs = positive_seconds("attempt_timeout", v)?;
+    if let (Some(v), Shape::Blocking) = (v, &item.shape) {
+        return Err(v.error(
+            "`attempt_timeout` needs an `async fn`: a blocking fn cannot be interrupted; \
+             set a timeout on the blocking call itself",
+        ));
+    }
+    Ok(secs)
+}
+
+/// A type listed twice, in one list or across `retry_on` and `give_up_on`, is an error on the
+/// later occurrence.
+fn no_type_listed_twice(args: &Args) -> syn::Result<()> {
+    let mut listed: Vec<(usize, &str, String, &Type)> = Vec::new();
+    for (key, list) in [
+        ("retry_on", &args.retry_on),
+        ("give_up_on", &args.give_up_on),
+    ] {
+        if let Some(v) = list {
+            for ty in &v.value {
+                listed.push((
+                    v.index,
+                    key,
+                    quote::ToTokens::to_token_stream(ty).to_string(),
+                    ty,
+                ));
+            }
+        }
+    }
+    listed.sort_by_key(|(index, ..)| *index);
+    let mut errors = Errors::default();
+    for (i, (_, key, text, ty)) in listed.iter().enumerate() {
+        if let Some((_, first_key, ..)) = listed[..i].iter().find(|(_, _, t, _)| t == text) {
+            let msg = if first_key == key {
+                format!("`{text}` is listed twice in `{key}`; keep one")
+            } else {
+                format!(
+                    "`{text}` is in both `{first_key}` and `{key}`; an error type can only be \
+                     retried or given up on: remove it from one list"
+                )
+            };
+            errors.push(syn::Error::new_spanned(ty, msg));
+        }
+    }
+    errors.finish(())
 }
 
 /// `backoff = "..."` and `jitter = "..."`: one of a fixed set of names.
@@ -293,4 +481,35 @@ fn is_async(item: &FnItem) -> syn::Result<()> {
             "`#[retry_on_failure]` goes on an `async fn`; write `async fn`",
         )),
     }
+}
+
+/// Keys whose runtime support has not landed yet.
+fn not_yet_supported(args: &Args) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let mut reject = |key: &str, tokens: Option<&proc_macro2::TokenStream>| {
+        if let Some(tokens) = tokens {
+            errors.push(syn::Error::new_spanned(
+                tokens,
+                format!("`{key}` is not supported yet"),
+            ));
+        }
+    };
+    reject("retry_on", args.retry_on.as_ref().map(|v| &v.tokens));
+    reject("give_up_on", args.give_up_on.as_ref().map(|v| &v.tokens));
+    reject("env_prefix", args.env_prefix.as_ref().map(|v| &v.tokens));
+    reject(
+        "attempt_timeout",
+        args.attempt_timeout.as_ref().map(|v| &v.tokens),
+    );
+    reject(
+        "circuit_breaker",
+        args.circuit_breaker.as_ref().map(|v| &v.tokens),
+    );
+    reject("budget", args.budget.as_ref().map(|v| &v.tokens));
+    reject("throttle", args.throttle.as_ref().map(|v| &v.tokens));
+    reject("stats", args.stats.as_ref().map(|v| &v.tokens));
+    reject("on_retry", args.on_retry.as_ref().map(|v| &v.tokens));
+    reject("on_give_up", args.on_give_up.as_ref().map(|v| &v.tokens));
+    reject("context", args.context.as_ref().map(|v| &v.tokens));
+    errors.finish(())
 }

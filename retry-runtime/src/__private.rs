@@ -20,10 +20,15 @@ pub const fn policy(
     backoff: Backoff,
     jitter: Jitter,
     max_time_nanos: Option<u64>,
+    max_retry_after_nanos: Option<u64>,
 ) -> RetryPolicy {
     let max_time = match max_time_nanos {
         Some(n) => Some(Duration::from_nanos(n)),
         None => None,
+    };
+    let max_retry_after = match max_retry_after_nanos {
+        Some(n) => Duration::from_nanos(n),
+        None => RetryPolicy::DEFAULT.max_retry_after,
     };
     RetryPolicy {
         max_attempts,
@@ -33,7 +38,7 @@ pub const fn policy(
         backoff,
         jitter,
         max_time,
-        ..RetryPolicy::DEFAULT
+        max_retry_after,
     }
 }
 
@@ -51,4 +56,20 @@ pub fn no_gate(_: crate::AttemptOutcome) {}
 #[inline(always)]
 pub fn never<T: ?Sized>(_: &T) -> bool {
     false
+}
+
+/// Calls a `retry_if` predicate; going through a generic fn lets an unannotated closure
+/// (`|e| e.is_timeout()`) get its parameter type from the error.
+#[inline(always)]
+pub fn test<E: ?Sized, F: FnOnce(&E) -> bool>(predicate: F, err: &E) -> bool {
+    predicate(err)
+}
+
+/// Applies `fallback` to the final error.
+#[inline(always)]
+pub fn fallback<R: IsResult, F: FnOnce(R::Err) -> R>(result: R, fallback: F) -> R {
+    match result.into_result() {
+        Ok(ok) => R::from_result(Ok(ok)),
+        Err(err) => fallback(err),
+    }
 }

@@ -48,6 +48,13 @@ impl Classification {
         }
     }
 
+    /// The same verdict with `retryable` replaced (a `retry_if` predicate overriding the
+    /// error's own classification keeps its `Retry-After` hint).
+    pub const fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
     /// Adds the delay the server asked for (`Retry-After`); the call never retries sooner.
     pub const fn with_retry_after(mut self, hint: Option<Duration>) -> Self {
         self.retry_after = hint;
