@@ -4,58 +4,53 @@
 //! given, so that a fn with defaults expands to the bare loop.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{Block, Expr, Ident, Type};
+use syn::{Expr, Ident, Type};
 
-use crate::item::{FnItem, Shape};
+use crate::item::{async_trait_ret, FnItem, Shape};
 use crate::validate::{Config, PolicySource, Timing};
 
 /// Rewrites the fn. The signature, attributes and visibility are kept as written.
-pub(crate) fn expand(config: &Config, mut item: FnItem) -> TokenStream {
+pub(crate) fn expand(config: &Config, item: FnItem) -> TokenStream {
     let ret = item
         .output_type()
         .cloned()
         .expect("validate.rs checked that the fn returns a value");
-    let name = call_name(config, &item.func.sig.ident);
-    let async_span = item
-        .func
-        .sig
-        .asyncness
-        .map_or_else(Span::call_site, |a| a.span);
-    match item.shape {
-        Shape::Async | Shape::Blocking => {
-            let flavor = if matches!(item.shape, Shape::Async) {
-                Flavor::Async(async_span)
-            } else {
-                Flavor::Blocking
-            };
-            let body = &item.func.block;
-            let retry_loop = retry_loop(config, flavor, &name, &ret, body);
-            let attrs = &item.func.attrs;
-            let vis = &item.func.vis;
-            let sig = &item.func.sig;
-            quote! {
-                #(#attrs)*
-                #vis #sig {
-                    #retry_loop
-                }
-            }
+    let name = call_name(config, &item.sig.ident);
+    let FnItem {
+        attrs,
+        vis,
+        sig,
+        shape,
+    } = item;
+    let body = match shape {
+        Shape::Async(body) => {
+            let span = sig.asyncness.map_or_else(Span::call_site, |a| a.span);
+            let retry_loop = retry_loop(config, Flavor::Async(span), &name, &ret, &body);
+            quote!({ #retry_loop })
         }
-        Shape::AsyncTrait { .. } => {
-            let init = item
-                .async_trait_body_mut()
-                .expect("item.rs found the async_trait body");
-            let body: Block = match &*init {
-                Expr::Block(b) => b.block.clone(),
-                other => syn::parse_quote!({ #other }),
+        Shape::Blocking(body) => {
+            let retry_loop = retry_loop(config, Flavor::Blocking, &name, &ret, &body);
+            quote!({ #retry_loop })
+        }
+        Shape::AsyncTrait { mut block, .. } => {
+            let (_, init) =
+                async_trait_ret(&mut block).expect("item.rs found the async_trait body");
+            let span = init.span();
+            let body = match &*init {
+                Expr::Block(b) => quote!(#b),
+                other => quote!({ #other }),
             };
-            let retry_loop = retry_loop(config, Flavor::Async(init.span()), &name, &ret, &body);
+            let retry_loop = retry_loop(config, Flavor::Async(span), &name, &ret, &body);
             *init = syn::parse_quote!(#retry_loop);
-            let func = &item.func;
-            quote!(#func)
+            quote!(#block)
         }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
     }
 }
 
@@ -127,7 +122,7 @@ fn retry_loop(
     flavor: Flavor,
     name: &TokenStream,
     ret: &Type,
-    body: &Block,
+    body: &dyn ToTokens,
 ) -> TokenStream {
     let rt = quote!(::retry_runtime);
     let l = Locals::new(ret);
@@ -201,7 +196,7 @@ fn retry_loop(
 // The block is not `move`: it borrows the arguments, so `&mut self` is re-borrowed on each attempt
 // and `?`/`return` end the attempt. A body that moves an argument gets rustc's "value moved here,
 // in previous iteration of loop", pointing at the argument.
-fn attempt(config: &Config, flavor: Flavor, body: &Block, anchor: &Type) -> TokenStream {
+fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) -> TokenStream {
     let run = match flavor {
         Flavor::Async(span) => {
             let async_token = quote_spanned!(span=> async);

@@ -1,64 +1,111 @@
 //! The annotated item: which shape of fn it is, and where its body is.
+//!
+//! Only the attributes and the signature are parsed with syn; the body of an `async fn` stays an
+//! opaque token tree, since the expansion only wraps it. Parsing every body would dominate the
+//! macro's cost (as tokio-macros found). A non-async body is parsed, to recognise the body
+//! `#[async_trait]` generates.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream};
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ItemFn, Pat, ReturnType, Stmt, Type};
+use syn::{Attribute, Block, Expr, Pat, ReturnType, Signature, Stmt, Type, Visibility};
 
 /// The annotated fn and the shape that decides how its body is rewritten.
 pub(crate) struct FnItem {
-    pub func: ItemFn,
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub sig: Signature,
     pub shape: Shape,
 }
 
 pub(crate) enum Shape {
-    /// `async fn`: the body is the attempt.
-    Async,
+    /// `async fn`: the body, unparsed, is the attempt.
+    Async(Group),
     /// A method already rewritten by `#[async_trait]`: `Box::pin(async move { ...; let __ret: R =
     /// { body }; __ret })`. The statements before `let __ret` (re-bindings of the arguments) run
     /// once; `{ body }` is the attempt.
-    AsyncTrait { ret_ty: Box<Type> },
-    /// A plain `fn`.
-    Blocking,
+    AsyncTrait {
+        block: Box<Block>,
+        ret_ty: Box<Type>,
+    },
+    /// A plain `fn`: the body, unparsed, is the attempt.
+    Blocking(Group),
+}
+
+/// `#[attrs] vis sig { body }` with the body kept as tokens.
+struct RawFn {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    sig: Signature,
+    body: Group,
+}
+
+impl Parse for RawFn {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let body: Group = input.parse()?;
+        if body.delimiter() != Delimiter::Brace || !input.is_empty() {
+            return Err(input.error("expected a fn body"));
+        }
+        Ok(RawFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
 }
 
 impl FnItem {
     /// Parses the item, or explains why the attribute cannot go there.
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<FnItem> {
-        let mut func: ItemFn = match syn::parse2(tokens.clone()) {
+        let raw: RawFn = match syn::parse2(tokens.clone()) {
             Ok(f) => f,
             Err(_) => return Err(not_a_fn(tokens)),
         };
-        let shape = if func.sig.asyncness.is_some() {
-            Shape::Async
-        } else if let Some((ret_ty, _)) = async_trait_ret(&mut func.block) {
-            Shape::AsyncTrait {
-                ret_ty: Box::new(ret_ty.clone()),
-            }
+        let RawFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        } = raw;
+        let shape = if sig.asyncness.is_some() {
+            Shape::Async(body)
         } else {
-            Shape::Blocking
+            let tokens = proc_macro2::TokenTree::Group(body.clone()).into();
+            let mut block: Block = syn::parse2(tokens)?;
+            match async_trait_ret(&mut block).map(|(ty, _)| Box::new(ty.clone())) {
+                Some(ret_ty) => Shape::AsyncTrait {
+                    block: Box::new(block),
+                    ret_ty,
+                },
+                None => Shape::Blocking(body),
+            }
         };
-        Ok(FnItem { func, shape })
+        Ok(FnItem {
+            attrs,
+            vis,
+            sig,
+            shape,
+        })
     }
 
     /// The type each attempt produces: the declared return type, or the `__ret` type of an
     /// `#[async_trait]` method. `None` when the fn returns `()`.
     pub(crate) fn output_type(&self) -> Option<&Type> {
-        match (&self.shape, &self.func.sig.output) {
+        match (&self.shape, &self.sig.output) {
             (Shape::AsyncTrait { ret_ty, .. }, _) => Some(ret_ty),
             (_, ReturnType::Type(_, ty)) => Some(ty),
             (_, ReturnType::Default) => None,
         }
     }
-
-    /// The initializer of `#[async_trait]`'s `let __ret: R = { body };`: the attempt.
-    pub(crate) fn async_trait_body_mut(&mut self) -> Option<&mut Expr> {
-        async_trait_ret(&mut self.func.block).map(|(_, init)| init)
-    }
 }
 
 /// Finds `let __ret: R = init;` inside `Box::pin(async move { .. })`, the body `#[async_trait]`
 /// generates, and returns `R` and `init`.
-fn async_trait_ret(block: &mut Block) -> Option<(&Type, &mut Expr)> {
+pub(crate) fn async_trait_ret(block: &mut Block) -> Option<(&Type, &mut Expr)> {
     let [Stmt::Expr(Expr::Call(call), None)] = &mut block.stmts[..] else {
         return None;
     };

@@ -341,7 +341,7 @@ fn env_prefix(v: &Value<String>) -> syn::Result<String> {
 
 fn attempt_timeout(v: Option<&Value<f64>>, item: &FnItem) -> syn::Result<Option<f64>> {
     let secs = positive_seconds("attempt_timeout", v)?;
-    if let (Some(v), Shape::Blocking) = (v, &item.shape) {
+    if let (Some(v), Shape::Blocking(_)) = (v, &item.shape) {
         return Err(v.error(
             "`attempt_timeout` needs an `async fn`: a blocking fn cannot be interrupted; \
              set a timeout on the blocking call itself",
@@ -423,7 +423,6 @@ fn clone_names_are_arguments(args: &Args, item: &FnItem) -> syn::Result<Vec<Iden
         return Ok(Vec::new());
     };
     let params: Vec<&Ident> = item
-        .func
         .sig
         .inputs
         .iter()
@@ -462,7 +461,7 @@ fn returns_a_value(item: &FnItem) -> syn::Result<()> {
     if item.output_type().is_some() {
         return Ok(());
     }
-    let sig = &item.func.sig;
+    let sig = &item.sig;
     Err(syn::Error::new(
         sig.ident.span(),
         format!(
@@ -475,9 +474,9 @@ fn returns_a_value(item: &FnItem) -> syn::Result<()> {
 
 fn is_async(item: &FnItem) -> syn::Result<()> {
     match item.shape {
-        Shape::Async | Shape::AsyncTrait { .. } => Ok(()),
-        Shape::Blocking => Err(syn::Error::new(
-            item.func.sig.fn_token.span,
+        Shape::Async(_) | Shape::AsyncTrait { .. } => Ok(()),
+        Shape::Blocking(_) => Err(syn::Error::new(
+            item.sig.fn_token.span,
             "`#[retry_on_failure]` goes on an `async fn`; write `async fn`",
         )),
     }
