@@ -81,6 +81,41 @@ async fn annotated_with_deadline(x: u64) -> Result<u64, ProviderError> {
     provider(x)
 }
 
+/// backon 1.x with the same defaults: 1 s doubling to 10 s, 3 attempts, jitter.
+async fn backon(x: u64) -> Result<u64, ProviderError> {
+    use backon::{ExponentialBuilder, Retryable};
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(10))
+        .with_factor(2.0)
+        .with_max_times(2)
+        .with_jitter();
+    (|| async { provider(x) }).retry(backoff).await
+}
+
+/// tokio-retry2 0.9 with the same defaults.
+async fn tokio_retry2(x: u64) -> Result<u64, ProviderError> {
+    use tokio_retry2::strategy::{jitter, ExponentialFactorBackoff};
+    use tokio_retry2::{Retry, RetryError};
+    let strategy = ExponentialFactorBackoff::from_millis(1000, 2.0)
+        .max_delay_millis(10_000)
+        .map(jitter)
+        .take(2);
+    Retry::spawn(strategy, || async {
+        provider(x).map_err(RetryError::transient)
+    })
+    .await
+}
+
+/// tryhard 0.5 with the same defaults (it has no jitter).
+async fn tryhard(x: u64) -> Result<u64, ProviderError> {
+    tryhard::retry_fn(|| async { provider(x) })
+        .retries(2)
+        .exponential_backoff(Duration::from_secs(1))
+        .max_delay(Duration::from_secs(10))
+        .await
+}
+
 /// Creates the future, polls it once, returns its output. Panics if it is not ready at once.
 #[inline(always)]
 fn run<F: Future>(fut: F) -> F::Output {
@@ -143,6 +178,9 @@ fn main() {
         variant!("hand-written retry loop", hand_loop),
         variant!("#[retry_on_failure] (defaults)", annotated),
         variant!("#[retry_on_failure] + max_time", annotated_with_deadline),
+        variant!("backon 1.6 (with jitter)", backon),
+        variant!("tokio-retry2 0.9 (with jitter)", tokio_retry2),
+        variant!("tryhard 0.5 (no jitter)", tryhard),
     ];
     const BASELINE: usize = 1;
 

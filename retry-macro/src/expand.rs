@@ -136,7 +136,7 @@ fn retry_loop(
         out,
     } = &l;
 
-    let policy_decl = policy_decl(config, policy);
+    let (policy_decl, policy) = policy_decl(config, policy);
     let clock = match &config.policy {
         PolicySource::Literals(t) if t.max_time.is_none() => quote!(()),
         _ => quote!(#rt::__private::Instant),
@@ -218,24 +218,29 @@ fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) 
     quote!({ #(#clones)* #run })
 }
 
-// Output: a `&RetryPolicy` bound to `policy`:
-//     const __RETRY_POLICY: RetryPolicy = policy(..); let policy = &__RETRY_POLICY;
-//     let policy: &RetryPolicy = &(<config expr>);
-fn policy_decl(config: &Config, policy: &Ident) -> TokenStream {
+// Output: the declaration of the policy and a `&RetryPolicy` expression for it:
+//     const __RETRY_POLICY: RetryPolicy = policy(..);          and `&__RETRY_POLICY`
+//     let policy: &RetryPolicy = &(<config expr>);             and `policy`
+// A const is referenced directly rather than through a local, which would be stored in the
+// future across every await.
+fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
     match &config.policy {
         PolicySource::Literals(timing) => {
             let literals = policy_literals(timing);
-            quote! {
+            let decl = quote! {
                 const __RETRY_POLICY: ::retry_runtime::RetryPolicy = #literals;
-                let #policy: &::retry_runtime::RetryPolicy = &__RETRY_POLICY;
-            }
+            };
+            (decl, quote!(&__RETRY_POLICY))
         }
         PolicySource::Env { .. } => {
             unreachable!("env_prefix is rejected by validate.rs until the env loader lands")
         }
-        PolicySource::Expr(expr) => quote_spanned! {expr.span()=>
-            let #policy: &::retry_runtime::RetryPolicy = &(#expr);
-        },
+        PolicySource::Expr(expr) => {
+            let decl = quote_spanned! {expr.span()=>
+                let #policy: &::retry_runtime::RetryPolicy = &(#expr);
+            };
+            (decl, quote!(#policy))
+        }
     }
 }
 
