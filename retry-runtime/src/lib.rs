@@ -55,10 +55,12 @@ mod classify;
 mod error;
 mod events;
 mod gate;
+pub mod http;
+mod inspect;
 mod jitter;
 mod observe;
 mod policy;
-mod retry_after;
+pub mod retry_after;
 
 #[doc(hidden)]
 pub mod __private;
@@ -69,6 +71,7 @@ pub use classify::{Classification, Retryable};
 pub use error::PolicyError;
 pub use events::{GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
+pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
