@@ -177,53 +177,53 @@ inspect_dyn!(
 pub struct Inspector<'a, E: ?Sized>(pub &'a E);
 
 #[doc(hidden)]
-pub trait InspectViaTrait {
-    fn __retry_inspect(&self) -> &(dyn Error + 'static);
+pub trait InspectViaTrait<'a> {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static);
 }
 
-impl<E: Inspect + ?Sized> InspectViaTrait for &&&Inspector<'_, E> {
+impl<'a, E: Inspect + ?Sized> InspectViaTrait<'a> for &&&Inspector<'a, E> {
     #[inline(always)]
-    fn __retry_inspect(&self) -> &(dyn Error + 'static) {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static) {
         self.0.as_dyn_error()
     }
 }
 
 #[doc(hidden)]
-pub trait InspectViaError {
-    fn __retry_inspect(&self) -> &(dyn Error + 'static);
+pub trait InspectViaError<'a> {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static);
 }
 
-impl<E: Error + 'static> InspectViaError for &&Inspector<'_, E> {
+impl<'a, E: Error + 'static> InspectViaError<'a> for &&Inspector<'a, E> {
     #[inline(always)]
-    fn __retry_inspect(&self) -> &(dyn Error + 'static) {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static) {
         self.0
     }
 }
 
 #[doc(hidden)]
-pub trait InspectViaAsRef {
-    fn __retry_inspect(&self) -> &(dyn Error + 'static);
+pub trait InspectViaAsRef<'a> {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static);
 }
 
-impl<E: AsRef<dyn Error + 'static> + ?Sized> InspectViaAsRef for &Inspector<'_, E> {
+impl<'a, E: AsRef<dyn Error + 'static> + ?Sized> InspectViaAsRef<'a> for &Inspector<'a, E> {
     #[inline(always)]
-    fn __retry_inspect(&self) -> &(dyn Error + 'static) {
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static) {
         self.0.as_ref()
     }
 }
 
 #[doc(hidden)]
-pub trait InspectRequired {
+pub trait InspectRequired<'a> {
     type Inspected: ?Sized;
-    fn __retry_inspect(&self) -> &(dyn Error + 'static)
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static)
     where
         Self::Inspected: Inspect;
 }
 
-impl<E: ?Sized> InspectRequired for Inspector<'_, E> {
+impl<'a, E: ?Sized> InspectRequired<'a> for Inspector<'a, E> {
     type Inspected = E;
     #[inline(always)]
-    fn __retry_inspect(&self) -> &(dyn Error + 'static)
+    fn __retry_inspect(&self) -> &'a (dyn Error + 'static)
     where
         E: Inspect,
     {
