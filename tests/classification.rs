@@ -134,7 +134,14 @@ async fn hostile_retry_after_headers_never_sleep_unbounded() {
         step_once(&mut CallState::<()>::new(), &policy, class)
     };
     // Garbage is no hint: the backoff decides.
-    for v in ["-5", "NaN", "soon", "1e9", "inf", "Wed, 99 Oct 2015 07:28:00 GMT"] {
+    for v in [
+        "-5",
+        "NaN",
+        "soon",
+        "1e9",
+        "inf",
+        "Wed, 99 Oct 2015 07:28:00 GMT",
+    ] {
         assert_eq!(verdict(v), Ok(MS(100)), "{v}");
     }
     // A date in the past is "now": the backoff decides.
@@ -216,7 +223,11 @@ fn headers(retry_after: &'static str) -> HeaderMap {
 async fn openai(a: &Attempts, code: &'static str) -> Result<usize, ApiError> {
     let n = a.record();
     if n < 3 {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, &headers("2"), code));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers("2"),
+            code,
+        ));
     }
     Ok(n)
 }
@@ -256,7 +267,10 @@ async fn far_hint(a: &Attempts, retry_after: &'static str) -> Result<(), ApiErro
 async fn a_hint_past_max_time_returns_the_error_without_sleeping() {
     let a = Attempts::new();
     let err = far_hint(&a, "30").await.unwrap_err();
-    assert!(err.is_rate_limited(), "a 503 with Retry-After is load shedding");
+    assert!(
+        err.is_rate_limited(),
+        "a 503 with Retry-After is load shedding"
+    );
     assert_eq!(a.count(), 1);
     assert_eq!(a.start.elapsed(), Duration::ZERO);
 }
@@ -279,7 +293,9 @@ async fn status(a: &Attempts, s: StatusCode) -> Result<(), StatusCode> {
 #[tokio::test(start_paused = true)]
 async fn the_http_table_row_by_row() {
     let retried = [408, 429, 500, 502, 503, 504, 501, 507, 599];
-    let final_ = [400, 401, 403, 404, 409, 422, 451, 499, 100, 200, 204, 301, 304, 600];
+    let final_ = [
+        400, 401, 403, 404, 409, 422, 451, 499, 100, 200, 204, 301, 304, 600,
+    ];
     for (codes, attempts) in [(&retried[..], 3), (&final_[..], 1)] {
         for &code in codes {
             let a = Attempts::new();
@@ -368,8 +384,7 @@ macro_rules! lists_match {
     ($err:expr, $ty:ty) => {{
         #[allow(unused_imports)]
         use retry_runtime::__private::{
-            InspectRequired as _, InspectViaAsRef as _, InspectViaError as _,
-            InspectViaTrait as _,
+            InspectRequired as _, InspectViaAsRef as _, InspectViaError as _, InspectViaTrait as _,
         };
         let err = &$err;
         let dyn_err: &(dyn Error + 'static) =
@@ -423,8 +438,7 @@ fn an_inspect_impl_overrides_the_error_impl() {
 
 #[test]
 fn boxed_errors_match() {
-    let send_sync: Box<dyn Error + Send + Sync> =
-        Box::new(ClientError::Timeout(TimeoutError));
+    let send_sync: Box<dyn Error + Send + Sync> = Box::new(ClientError::Timeout(TimeoutError));
     assert!(lists_match!(send_sync, TimeoutError));
     assert!(lists_match!(send_sync, ClientError));
     assert!(!lists_match!(send_sync, RateLimitError));
@@ -451,7 +465,10 @@ fn anyhow_errors_match_through_context_layers() {
     let err = anyhow::Context::context(result, "step 2").unwrap_err();
     assert!(lists_match!(err, TimeoutError));
 
-    assert!(!lists_match!(anyhow::anyhow!("plain message"), RateLimitError));
+    assert!(!lists_match!(
+        anyhow::anyhow!("plain message"),
+        RateLimitError
+    ));
 }
 
 #[test]
@@ -470,7 +487,10 @@ fn the_lists_are_applied_in_the_documented_order() {
     // give_up_on wins over everything.
     assert_eq!(decide(true, Some(true), panics), Classification::give_up());
     // retry_on / retry_if decide over the trait, keeping the trait's hint.
-    assert_eq!(decide(false, Some(false), panics), Classification::give_up());
+    assert_eq!(
+        decide(false, Some(false), panics),
+        Classification::give_up()
+    );
     assert_eq!(
         decide(false, Some(true), hinted),
         Classification::retry().with_retry_after(Some(S(3)))
@@ -558,10 +578,7 @@ mod reqwest_errors {
     #[tokio::test]
     async fn a_timeout_is_retried() {
         let (url, _) = serve(vec![None]).await;
-        let client = reqwest::Client::builder()
-            .timeout(MS(50))
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().timeout(MS(50)).build().unwrap();
         let err = client.get(&url).send().await.unwrap_err();
         assert!(err.is_timeout(), "{err:?}");
         assert!(err.is_retryable());
@@ -573,7 +590,8 @@ mod reqwest_errors {
         assert!(err.is_builder(), "{err:?}");
         assert!(!err.is_retryable());
 
-        let redirect = "HTTP/1.1 302 Found\r\nlocation: /\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let redirect =
+            "HTTP/1.1 302 Found\r\nlocation: /\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         let (url, _) = serve(vec![Some(redirect); 12]).await;
         let err = reqwest::get(&url).await.unwrap_err();
         assert!(err.is_redirect(), "{err:?}");

@@ -17,61 +17,15 @@
 //! breaker, not a throttle, should learn from.
 //!
 //! The table is [`classify_status`], available without features; with the `http` feature,
-//! [`http::StatusCode`](::http::StatusCode) implements [`Retryable`](crate::Retryable) by it and
-//! [`classify`] adds the `Retry-After` headers.
+//! `http::StatusCode` implements [`Retryable`](crate::Retryable) by it and `classify(status, headers)`
+//! adds the `Retry-After` headers.
 //!
 //! # A provider's own error type
 //!
 //! An API may answer 429 for two different things: "slow down" (retry after a while) and "your
 //! account is out of credit" (OpenAI's `insufficient_quota`: no retry will help). The status alone
-//! cannot tell them apart; the body can. Classify once, when the error is built, and override what
-//! the table cannot know:
-//!
-//! ```
-//! use http::{HeaderMap, HeaderValue, StatusCode};
-//! use retry_runtime::{Classification, Retryable};
-//! use std::time::Duration;
-//!
-//! #[derive(Debug)]
-//! struct ApiError {
-//!     status: StatusCode,
-//!     code: Option<String>,
-//!     class: Classification,
-//! }
-//!
-//! impl ApiError {
-//!     fn from_response(status: StatusCode, headers: &HeaderMap, code: Option<String>) -> Self {
-//!         let class = match code.as_deref() {
-//!             // A billing error wearing a 429: not a rate limit, and not retryable.
-//!             Some("insufficient_quota") => Classification::give_up(),
-//!             _ => retry_runtime::http::classify(status, headers),
-//!         };
-//!         ApiError { status, code, class }
-//!     }
-//! }
-//!
-//! impl Retryable for ApiError {
-//!     fn is_retryable(&self) -> bool {
-//!         self.class.is_retryable()
-//!     }
-//!     fn retry_after(&self) -> Option<Duration> {
-//!         self.class.retry_after_hint()
-//!     }
-//!     fn is_rate_limited(&self) -> bool {
-//!         self.class.is_rate_limited()
-//!     }
-//! }
-//!
-//! let mut headers = HeaderMap::new();
-//! headers.insert("retry-after", HeaderValue::from_static("20"));
-//!
-//! let slow_down = ApiError::from_response(StatusCode::TOO_MANY_REQUESTS, &headers, Some("rate_limit_exceeded".into()));
-//! assert!(slow_down.is_retryable() && slow_down.is_rate_limited());
-//! assert_eq!(slow_down.retry_after(), Some(Duration::from_secs(20)));
-//!
-//! let no_credit = ApiError::from_response(StatusCode::TOO_MANY_REQUESTS, &headers, Some("insufficient_quota".into()));
-//! assert!(!no_credit.is_retryable() && !no_credit.is_rate_limited());
-//! ```
+//! cannot tell them apart; the body can. `classify`'s example shows a provider error that takes the
+//! table and the `Retry-After` hint in one call and overrides what the table cannot know.
 
 use crate::Classification;
 
@@ -122,6 +76,55 @@ mod with_http {
     /// let c = retry_runtime::http::classify(StatusCode::BAD_REQUEST, &headers);
     /// assert_eq!(c, retry_runtime::Classification::give_up());
     /// ```
+    ///
+    /// A provider whose 429 may be a rate limit or a billing error (`insufficient_quota`)
+    /// classifies once, when it builds its error, and overrides what the table cannot know:
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use retry_runtime::{Classification, Retryable};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug)]
+    /// struct ApiError {
+    ///     status: StatusCode,
+    ///     code: Option<String>,
+    ///     class: Classification,
+    /// }
+    ///
+    /// impl ApiError {
+    ///     fn from_response(status: StatusCode, headers: &HeaderMap, code: Option<String>) -> Self {
+    ///         let class = match code.as_deref() {
+    ///             // A billing error wearing a 429: not a rate limit, and not retryable.
+    ///             Some("insufficient_quota") => Classification::give_up(),
+    ///             _ => retry_runtime::http::classify(status, headers),
+    ///         };
+    ///         ApiError { status, code, class }
+    ///     }
+    /// }
+    ///
+    /// impl Retryable for ApiError {
+    ///     fn is_retryable(&self) -> bool {
+    ///         self.class.is_retryable()
+    ///     }
+    ///     fn retry_after(&self) -> Option<Duration> {
+    ///         self.class.retry_after_hint()
+    ///     }
+    ///     fn is_rate_limited(&self) -> bool {
+    ///         self.class.is_rate_limited()
+    ///     }
+    /// }
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("retry-after", HeaderValue::from_static("20"));
+    ///
+    /// let slow_down = ApiError::from_response(StatusCode::TOO_MANY_REQUESTS, &headers, Some("rate_limit_exceeded".into()));
+    /// assert!(slow_down.is_retryable() && slow_down.is_rate_limited());
+    /// assert_eq!(slow_down.retry_after(), Some(Duration::from_secs(20)));
+    ///
+    /// let no_credit = ApiError::from_response(StatusCode::TOO_MANY_REQUESTS, &headers, Some("insufficient_quota".into()));
+    /// assert!(!no_credit.is_retryable() && !no_credit.is_rate_limited());
+    /// ```
     pub fn classify(status: StatusCode, headers: &HeaderMap) -> Classification {
         classify_at(status, headers, SystemTime::now())
     }
@@ -166,13 +169,43 @@ mod tests {
             assert!(classify_status(code).is_retryable(), "{code}");
         }
         for code in [
-            0, 99, 100, 101, 200, 201, 204, 301, 302, 304, 399, 400, 401, 402, 403, 404, 405,
-            409, 410, 413, 418, 422, 425, 451, 499, 600, 999, u16::MAX,
+            0,
+            99,
+            100,
+            101,
+            200,
+            201,
+            204,
+            301,
+            302,
+            304,
+            399,
+            400,
+            401,
+            402,
+            403,
+            404,
+            405,
+            409,
+            410,
+            413,
+            418,
+            422,
+            425,
+            451,
+            499,
+            600,
+            999,
+            u16::MAX,
         ] {
             assert_eq!(classify_status(code), Classification::give_up(), "{code}");
         }
         for code in 100..=999 {
-            assert_eq!(classify_status(code).is_rate_limited(), code == 429, "{code}");
+            assert_eq!(
+                classify_status(code).is_rate_limited(),
+                code == 429,
+                "{code}"
+            );
             assert_eq!(classify_status(code).retry_after_hint(), None);
         }
     }
@@ -186,7 +219,10 @@ mod tests {
 
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
         let mut hinted = HeaderMap::new();
-        hinted.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        hinted.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         let bare = HeaderMap::new();
         let ten = Some(Duration::from_secs(10));
 
@@ -207,7 +243,11 @@ mod tests {
         assert!(c.is_retryable() && !c.is_rate_limited());
         assert_eq!(c.retry_after_hint(), ten);
 
-        for status in [StatusCode::UNAUTHORIZED, StatusCode::OK, StatusCode::MOVED_PERMANENTLY] {
+        for status in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::OK,
+            StatusCode::MOVED_PERMANENTLY,
+        ] {
             assert_eq!(classify_at(status, &hinted, now), Classification::give_up());
         }
 

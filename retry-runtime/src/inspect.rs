@@ -49,7 +49,7 @@ pub fn chain_has<T: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
 /// use retry_runtime::chain_find;
 /// use std::io;
 ///
-/// let err = io::Error::new(io::ErrorKind::Other, io::Error::from(io::ErrorKind::TimedOut));
+/// let err = io::Error::other(io::Error::from(io::ErrorKind::TimedOut));
 /// let inner = chain_find::<io::Error>(&err).unwrap();
 /// // The outer io::Error comes first.
 /// assert_eq!(inner.kind(), io::ErrorKind::Other);
@@ -68,7 +68,9 @@ pub fn chain_find<'a, T: Error + 'static>(err: &'a (dyn Error + 'static)) -> Opt
 /// let messages: Vec<String> = chain(err.as_ref()).map(|e| e.to_string()).collect();
 /// assert_eq!(messages, ["calling the provider", "connection reset"]);
 /// ```
-pub fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+pub fn chain<'a>(
+    err: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
     let mut next = Some(err);
     std::iter::from_fn(move || {
         let current = next?;
@@ -257,7 +259,7 @@ mod tests {
 
     #[test]
     fn io_error_payloads_are_walked() {
-        let err = io::Error::new(io::ErrorKind::Other, Looping);
+        let err = io::Error::other(Looping);
         // `io::Error::source` would skip `Looping` and report `Looping::source`.
         assert!(chain_has::<Looping>(&err));
         assert!(chain_has::<io::Error>(&err));

@@ -98,7 +98,7 @@ pub fn parse_millis(value: &str) -> Option<Duration> {
 }
 
 /// The hint from the raw values of the two headers, `retry-after-ms` preferred, as
-/// [`from_headers`] computes it, for HTTP clients whose header types this crate does not know.
+/// `from_headers` (feature `http`) computes it, for HTTP clients whose header types this crate does not know.
 ///
 /// ```
 /// # use retry_runtime::retry_after;
@@ -252,9 +252,33 @@ mod tests {
     #[test]
     fn hostile_text_is_no_hint() {
         for v in [
-            "", " ", "-1", "-0", "+5", "5s", "1e3", "1E3", "NaN", "nan", "inf", "-inf",
-            "Infinity", "0x10", "1.", ".5", "1..2", "1.2.3", "1,5", "١٢", "５", "soon", "null",
-            "\u{0}", "9 9", "Wed, 32 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 25:28:00 GMT",
+            "",
+            " ",
+            "-1",
+            "-0",
+            "+5",
+            "5s",
+            "1e3",
+            "1E3",
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "Infinity",
+            "0x10",
+            "1.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "1,5",
+            "١٢",
+            "５",
+            "soon",
+            "null",
+            "\u{0}",
+            "9 9",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 25:28:00 GMT",
             "Wed, 21 Oct 10000 07:28:00 GMT",
         ] {
             assert_eq!(parse(v), None, "Retry-After: {v:?}");
@@ -276,12 +300,18 @@ mod tests {
         assert_eq!(parse_at("Wed Oct 21 07:28:00 2015", now), Some(S(10)));
         // A date in the past, or exactly now, means "now".
         assert_eq!(parse_at(date, now + S(3600)), Some(Duration::ZERO));
-        assert_eq!(parse_at(date, epoch + S(1_445_412_480)), Some(Duration::ZERO));
+        assert_eq!(
+            parse_at(date, epoch + S(1_445_412_480)),
+            Some(Duration::ZERO)
+        );
         // The latest date the format allows is a huge but finite hint.
         let far = parse_at("Fri, 31 Dec 9999 23:59:59 GMT", now).unwrap();
         assert!(far > S(7_900 * 365 * 86_400), "{far:?}");
         // A clock far in the future does not break a date in the past.
-        assert_eq!(parse_at(date, epoch + Duration::from_secs(u32::MAX as u64 * 100)), Some(Duration::ZERO));
+        assert_eq!(
+            parse_at(date, epoch + Duration::from_secs(u32::MAX as u64 * 100)),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -302,7 +332,10 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(from_headers_at(&h, now), None);
 
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(from_headers_at(&h, now), Some(S(10)));
 
         h.insert(RETRY_AFTER_MS, HeaderValue::from_static("1234"));
@@ -321,7 +354,10 @@ mod tests {
         assert_eq!(from_headers_at(&h, now), Some(S(4)));
 
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("100000000000000000000000000000"));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("100000000000000000000000000000"),
+        );
         assert_eq!(from_headers_at(&h, now), Some(Duration::MAX));
     }
 }

@@ -63,4 +63,3 @@ fn transport_failed(err: &reqwest::Error) -> bool {
                 .is_some_and(|inner| inner.is_body() || inner.is_timeout())
     })
 }
-
