@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
-use crate::{Backoff, Jitter, RetryPolicy};
+use crate::{Backoff, Classification, Jitter, RetryPolicy};
 
 pub use crate::call::{CallState, IsResult};
 pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
+pub use crate::inspect::{
+    InspectRequired, InspectViaAsRef, InspectViaError, InspectViaTrait, Inspector,
+};
 pub use tokio::time::Instant;
 
 /// The policy of an attribute whose literals the macro has already validated and converted to
@@ -71,5 +74,28 @@ pub fn fallback<R: IsResult, F: FnOnce(R::Err) -> R>(result: R, fallback: F) -> 
     match result.into_result() {
         Ok(ok) => R::from_result(Ok(ok)),
         Err(err) => fallback(err),
+    }
+}
+
+/// The attribute's lists and the error's own verdict, in the documented order (the crate docs'
+/// "Classification" section): `give_up` is whether a `give_up_on` type matched; `retry` is `None`
+/// without `retry_on`/`retry_if`, else whether one of them accepted the error; `class` is the
+/// error's own verdict (its `Retryable` impl, or "retry" without one), asked for only when it
+/// decides or supplies the `Retry-After` hint of an accepted error.
+#[inline]
+pub fn decide(
+    give_up: bool,
+    retry: Option<bool>,
+    class: impl FnOnce() -> Classification,
+) -> Classification {
+    match (give_up, retry) {
+        (true, _) | (false, Some(false)) => Classification::give_up(),
+        (false, Some(true)) => {
+            let own = class();
+            Classification::retry()
+                .with_retry_after(own.retry_after_hint())
+                .with_rate_limited(own.is_rate_limited())
+        }
+        (false, None) => class(),
     }
 }

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+mod builtin;
+#[cfg(feature = "reqwest")]
+mod reqwest_error;
+
 /// The verdict on one failed attempt: retry or give up, and how long the server asked to wait.
 ///
 /// ```

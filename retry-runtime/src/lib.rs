@@ -46,6 +46,63 @@
 //! is. Nothing is boxed or cloned, and a call that succeeds on its first attempt does not allocate.
 //! A body that moves an owned argument cannot be run twice: the compiler says so, pointing at the
 //! argument. List such arguments in `clone = [..]` to give each attempt its own clone.
+//!
+//! ## Classification
+//!
+//! Which errors get another attempt is decided in this order, the first rule that applies winning:
+//!
+//! 1. `give_up_on = [..]`: an error matching a listed type is returned at once.
+//! 2. `retry_on = [..]` / `retry_if = ..`: when either is given, only the errors they accept are
+//!    retried.
+//! 3. The [`Retryable`] trait, when the error type implements it: implemented here for
+//!    `std::io::Error` (by [`ErrorKind`](std::io::ErrorKind)), tokio's `Elapsed`, and, with features,
+//!    `http::StatusCode` and `reqwest::Error` (tables in [`http`]).
+//! 4. Otherwise every error is retried.
+//!
+//! An error *matches* a type `T` when it, or any error in its `source()` chain, is a `T`
+//! ([`chain_has`]): concrete error types, `Box<dyn Error + Send + Sync>` and `anyhow::Error` (through
+//! its `.context(..)` layers) all work; see [`Inspect`] for `#[error(transparent)]`.
+//!
+//! A server's `Retry-After` (from [`Retryable::retry_after`], parsed by [`retry_after`]) is never
+//! undercut: the sleep is the larger of the backoff and the hint, plus a spread of up to a tenth of
+//! the hint (at most 1 s) so that clients told the same instant do not return together. A hint that
+//! would end past `max_time`, or exceeds `max_retry_after` (120 s by default), gives up at once and
+//! returns the error instead of sleeping.
+//!
+//! ```
+//! use retry_runtime::{retry_on_failure, Retryable};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! enum ProviderError { RateLimited(Duration), BadKey }
+//!
+//! impl Retryable for ProviderError {
+//!     fn is_retryable(&self) -> bool {
+//!         matches!(self, ProviderError::RateLimited(_))
+//!     }
+//!     fn retry_after(&self) -> Option<Duration> {
+//!         match self {
+//!             ProviderError::RateLimited(hint) => Some(*hint),
+//!             ProviderError::BadKey => None,
+//!         }
+//!     }
+//! }
+//!
+//! #[retry_on_failure(max_attempts = 3)]
+//! async fn complete(bad_key: bool) -> Result<String, ProviderError> {
+//!     Err(if bad_key { ProviderError::BadKey } else { ProviderError::RateLimited(Duration::from_secs(5)) })
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let start = tokio::time::Instant::now();
+//! assert!(matches!(complete(true).await, Err(ProviderError::BadKey)));
+//! assert_eq!(start.elapsed(), Duration::ZERO); // not retried
+//!
+//! complete(false).await.unwrap_err();
+//! assert!(start.elapsed() >= Duration::from_secs(10)); // two sleeps of at least 5 s
+//! # }
+//! ```
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -55,10 +112,12 @@ mod classify;
 mod error;
 mod events;
 mod gate;
+pub mod http;
+mod inspect;
 mod jitter;
 mod observe;
 mod policy;
-mod retry_after;
+pub mod retry_after;
 
 #[doc(hidden)]
 pub mod __private;
@@ -69,6 +128,7 @@ pub use classify::{Classification, Retryable};
 pub use error::PolicyError;
 pub use events::{GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
+pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
