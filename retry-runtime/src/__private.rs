@@ -37,10 +37,68 @@ pub const fn policy(
     }
 }
 
-/// The sleep between two attempts.
-#[inline]
-pub fn sleep(delay: Duration) -> tokio::time::Sleep {
-    tokio::time::sleep(delay)
+pub use crate::env::EnvPolicy;
+/// The sleep between two attempts of an async fn: tokio's timer, skipped under
+/// [`testing::no_sleep`](crate::testing::no_sleep).
+pub use crate::sleep::{sleep, Sleep};
+/// The sleep between two attempts of a blocking fn: `std::thread::sleep`, skipped under
+/// [`testing::no_sleep`](crate::testing::no_sleep).
+pub use crate::sleep::sleep_blocking;
+/// `attempt_timeout = ..`: wraps each attempt's future; the fn's error type must implement
+/// `From<AttemptTimedOut>`, reported through `FromAttemptTimeout`'s message when it does not.
+pub use crate::timeout::{with_timeout, WithTimeout};
+
+/// `config = <expr>`: the policy behind a `RetryPolicy`, a reference to one, an `Arc` of one or an
+/// `EnvPolicy`, with one clear message for anything else.
+#[inline(always)]
+pub fn config<P: AsPolicy + ?Sized>(source: &P) -> &RetryPolicy {
+    source.as_policy()
+}
+
+/// What `config = <expr>` accepts.
+#[diagnostic::on_unimplemented(
+    message = "`config = ..` needs a `RetryPolicy`, found `{Self}`",
+    label = "expected a `RetryPolicy`, `&RetryPolicy`, `Arc<RetryPolicy>` or `EnvPolicy`",
+    note = "build one with `RetryPolicy::builder()`, `RetryPolicy::from_env(..)` or `EnvPolicy::new(..)`"
+)]
+pub trait AsPolicy {
+    /// The policy to run the call with.
+    fn as_policy(&self) -> &RetryPolicy;
+}
+
+impl AsPolicy for RetryPolicy {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        self
+    }
+}
+
+impl AsPolicy for EnvPolicy {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        self.get()
+    }
+}
+
+impl<P: AsPolicy + ?Sized> AsPolicy for &P {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        (**self).as_policy()
+    }
+}
+
+impl<P: AsPolicy + ?Sized> AsPolicy for std::sync::Arc<P> {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        (**self).as_policy()
+    }
+}
+
+impl<P: AsPolicy + ?Sized> AsPolicy for Box<P> {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        (**self).as_policy()
+    }
 }
 
 /// `settle` when the fn has no gate.

@@ -52,13 +52,20 @@
 mod backoff;
 mod call;
 mod classify;
+mod env;
 mod error;
 mod events;
 mod gate;
+#[cfg(feature = "http")]
+mod headers;
 mod jitter;
 mod observe;
 mod policy;
+pub mod retry;
 mod retry_after;
+mod sleep;
+pub mod testing;
+mod timeout;
 
 #[doc(hidden)]
 pub mod __private;
@@ -66,12 +73,15 @@ pub mod __private;
 pub use backoff::Backoff;
 pub use call::{CallClock, CallState, IsResult};
 pub use classify::{Classification, Retryable};
+pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
 pub use events::{GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub use retry::{Retry, RetryFuture};
+pub use timeout::{AttemptTimedOut, FromAttemptTimeout};
 
 #[doc(inline)]
 pub use retry_macro::retry_on_failure;

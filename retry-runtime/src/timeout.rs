@@ -1,0 +1,126 @@
+//! A deadline on each attempt (`attempt_timeout`): the error an attempt that ran too long ends
+//! with, and the wrapper that imposes it.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use crate::{IsResult, Retryable};
+
+/// The error of an attempt cut off by `attempt_timeout`. It is retryable: the next attempt may be
+/// faster.
+///
+/// A fn or closure with an attempt timeout returns it through its own error type, which must
+/// implement `From<AttemptTimedOut>` (`anyhow::Error`, `Box<dyn Error + Send + Sync>` and
+/// `std::io::Error` already do):
+///
+/// ```
+/// use retry_runtime::{AttemptTimedOut, Retryable};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum ProviderError {
+///     #[error("the provider is overloaded")]
+///     Overloaded,
+///     #[error(transparent)]
+///     Timeout(#[from] AttemptTimedOut),
+/// }
+///
+/// impl Retryable for ProviderError {
+///     fn is_retryable(&self) -> bool {
+///         match self {
+///             ProviderError::Overloaded => true,
+///             ProviderError::Timeout(t) => t.is_retryable(),
+///         }
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("the attempt did not finish within {after:?}")]
+pub struct AttemptTimedOut {
+    /// The timeout that expired.
+    pub after: Duration,
+}
+
+impl Retryable for AttemptTimedOut {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// `io::ErrorKind::TimedOut`, so that fns returning `io::Result` can take an attempt timeout.
+impl From<AttemptTimedOut> for std::io::Error {
+    fn from(t: AttemptTimedOut) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, t)
+    }
+}
+
+/// An error type that can carry [`AttemptTimedOut`]: every `E: From<AttemptTimedOut>`. A trait of
+/// its own so that a missing conversion is reported in terms of `attempt_timeout`.
+#[diagnostic::on_unimplemented(
+    message = "`attempt_timeout` needs the error type `{Self}` to implement `From<AttemptTimedOut>`",
+    label = "an attempt that times out must be returned as this error type",
+    note = "add a variant such as `#[error(transparent)] Timeout(#[from] retry_runtime::AttemptTimedOut)`, or implement `From<retry_runtime::AttemptTimedOut> for {Self}`"
+)]
+pub trait FromAttemptTimeout {
+    /// Converts the timeout into this error.
+    fn from_attempt_timeout(timeout: AttemptTimedOut) -> Self;
+}
+
+// `do_not_recommend` makes rustc report the unmet `FromAttemptTimeout` (and its message above)
+// rather than the `From` bound of this impl.
+#[diagnostic::do_not_recommend]
+impl<E: From<AttemptTimedOut>> FromAttemptTimeout for E {
+    #[inline]
+    fn from_attempt_timeout(timeout: AttemptTimedOut) -> Self {
+        E::from(timeout)
+    }
+}
+
+/// Runs `attempt` for at most `after`; past that it is dropped and its result is
+/// `Err(AttemptTimedOut { after }.into())`. An attempt that is ready when first polled succeeds
+/// even with a zero timeout.
+pub fn with_timeout<A>(after: Duration, attempt: A) -> WithTimeout<A::IntoFuture>
+where
+    A: IntoFuture,
+    A::Output: IsResult,
+    <A::Output as IsResult>::Err: FromAttemptTimeout,
+{
+    WithTimeout {
+        inner: tokio::time::timeout(after, attempt),
+        after,
+    }
+}
+
+pin_project! {
+    /// An attempt with a deadline; see [`with_timeout`].
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct WithTimeout<A> {
+        #[pin]
+        inner: tokio::time::Timeout<A>,
+        after: Duration,
+    }
+}
+
+impl<A> Future for WithTimeout<A>
+where
+    A: Future,
+    A::Output: IsResult,
+    <A::Output as IsResult>::Err: FromAttemptTimeout,
+{
+    type Output = A::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(this.inner.poll(cx)) {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                let timeout = AttemptTimedOut { after: *this.after };
+                IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
+            }
+        })
+    }
+}
