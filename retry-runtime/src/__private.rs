@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{Backoff, Jitter, RetryPolicy};
 
-pub use crate::call::{CallState, IsResult};
+pub use crate::call::{CallState, DynCallState, IsResult};
 pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
 pub use tokio::time::Instant;
 
@@ -38,12 +38,12 @@ pub const fn policy(
 }
 
 pub use crate::env::EnvPolicy;
-/// The sleep between two attempts of an async fn: tokio's timer, skipped under
-/// [`testing::no_sleep`](crate::testing::no_sleep).
-pub use crate::sleep::{sleep, Sleep};
 /// The sleep between two attempts of a blocking fn: `std::thread::sleep`, skipped under
 /// [`testing::no_sleep`](crate::testing::no_sleep).
 pub use crate::sleep::sleep_blocking;
+/// The sleep between two attempts of an async fn: tokio's timer, skipped under
+/// [`testing::no_sleep`](crate::testing::no_sleep).
+pub use crate::sleep::{sleep, Sleep};
 /// `attempt_timeout = ..`: wraps each attempt's future; the fn's error type must implement
 /// `From<AttemptTimedOut>`, reported through `FromAttemptTimeout`'s message when it does not.
 pub use crate::timeout::{with_timeout, WithTimeout};

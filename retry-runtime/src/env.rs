@@ -462,9 +462,8 @@ mod tests {
 
     fn lenient(pairs: &[(&str, &str)]) -> (RetryPolicy, Vec<EnvWarning>) {
         let mut warnings = Vec::new();
-        let p = RetryPolicy::DEFAULT.env_overrides_lenient("LLM", vars(pairs), |w| {
-            warnings.push(w.clone())
-        });
+        let p = RetryPolicy::DEFAULT
+            .env_overrides_lenient("LLM", vars(pairs), |w| warnings.push(w.clone()));
         (p, warnings)
     }
 
@@ -494,9 +493,8 @@ mod tests {
     #[test]
     fn unset_and_empty_variables_keep_the_base() {
         let base = RetryPolicy::builder().max_time(S(30)).build().unwrap();
-        let p = base.env_overrides_lenient("LLM", vars(&[("LLM_MAX_RETRIES", "  ")]), |w| {
-            panic!("{w}")
-        });
+        let p = base
+            .env_overrides_lenient("LLM", vars(&[("LLM_MAX_RETRIES", "  ")]), |w| panic!("{w}"));
         assert_eq!(p, base);
         let p = base.env_overrides_lenient("LLM", vars(&[("LLM_RETRY_MAX_TIME", "None")]), |w| {
             panic!("{w}")
@@ -507,19 +505,71 @@ mod tests {
     #[test]
     fn each_bad_value_keeps_the_base_with_one_warning() {
         let cases: &[(&str, &str, &str)] = &[
-            ("LLM_MAX_RETRIES", "abc", r#"LLM_MAX_RETRIES="abc": max_attempts must be a whole number of at least 1, found "abc"; keeping max_attempts = 3"#),
-            ("LLM_MAX_RETRIES", "-1", r#"LLM_MAX_RETRIES="-1": max_attempts must be a whole number of at least 1, found "-1"; keeping max_attempts = 3"#),
-            ("LLM_MAX_RETRIES", "0", r#"LLM_MAX_RETRIES="0": max_attempts must be at least 1, found 0; keeping max_attempts = 3"#),
-            ("LLM_MAX_RETRIES", "99999999999", r#"LLM_MAX_RETRIES="99999999999": max_attempts must be a whole number of at least 1, found "99999999999"; keeping max_attempts = 3"#),
-            ("LLM_RETRY_INITIAL_DELAY", "NaN", r#"LLM_RETRY_INITIAL_DELAY="NaN": initial_delay must be a finite number of seconds, at least 0, found NaN; keeping initial_delay = 1s"#),
-            ("LLM_RETRY_INITIAL_DELAY", "-1", r#"LLM_RETRY_INITIAL_DELAY="-1": initial_delay must be a finite number of seconds, at least 0, found -1; keeping initial_delay = 1s"#),
-            ("LLM_RETRY_MAX_DELAY", "1e400", r#"LLM_RETRY_MAX_DELAY="1e400": max_delay must be a finite number of seconds, at least 0, found inf; keeping max_delay = 10s"#),
-            ("LLM_RETRY_MAX_DELAY", "10s", r#"LLM_RETRY_MAX_DELAY="10s": max_delay must be a number of seconds, found "10s"; keeping max_delay = 10s"#),
-            ("LLM_RETRY_BACKOFF_FACTOR", "0.5", r#"LLM_RETRY_BACKOFF_FACTOR="0.5": backoff_factor must be finite and at least 1.0, found 0.5; keeping backoff_factor = 2"#),
-            ("LLM_RETRY_BACKOFF_FACTOR", "inf", r#"LLM_RETRY_BACKOFF_FACTOR="inf": backoff_factor must be finite and at least 1.0, found inf; keeping backoff_factor = 2"#),
-            ("LLM_RETRY_JITTER", "fast", r#"LLM_RETRY_JITTER="fast": unknown jitter "fast"; expected one of: full, equal, decorrelated, none; keeping jitter = full"#),
-            ("LLM_RETRY_BACKOFF", "quadratic", r#"LLM_RETRY_BACKOFF="quadratic": unknown backoff "quadratic"; expected one of: exponential, constant, linear, fibonacci; keeping backoff = exponential"#),
-            ("LLM_RETRY_MAX_TIME", "0", r#"LLM_RETRY_MAX_TIME="0": max_time must be greater than 0; keeping max_time = none"#),
+            (
+                "LLM_MAX_RETRIES",
+                "abc",
+                r#"LLM_MAX_RETRIES="abc": max_attempts must be a whole number of at least 1, found "abc"; keeping max_attempts = 3"#,
+            ),
+            (
+                "LLM_MAX_RETRIES",
+                "-1",
+                r#"LLM_MAX_RETRIES="-1": max_attempts must be a whole number of at least 1, found "-1"; keeping max_attempts = 3"#,
+            ),
+            (
+                "LLM_MAX_RETRIES",
+                "0",
+                r#"LLM_MAX_RETRIES="0": max_attempts must be at least 1, found 0; keeping max_attempts = 3"#,
+            ),
+            (
+                "LLM_MAX_RETRIES",
+                "99999999999",
+                r#"LLM_MAX_RETRIES="99999999999": max_attempts must be a whole number of at least 1, found "99999999999"; keeping max_attempts = 3"#,
+            ),
+            (
+                "LLM_RETRY_INITIAL_DELAY",
+                "NaN",
+                r#"LLM_RETRY_INITIAL_DELAY="NaN": initial_delay must be a finite number of seconds, at least 0, found NaN; keeping initial_delay = 1s"#,
+            ),
+            (
+                "LLM_RETRY_INITIAL_DELAY",
+                "-1",
+                r#"LLM_RETRY_INITIAL_DELAY="-1": initial_delay must be a finite number of seconds, at least 0, found -1; keeping initial_delay = 1s"#,
+            ),
+            (
+                "LLM_RETRY_MAX_DELAY",
+                "1e400",
+                r#"LLM_RETRY_MAX_DELAY="1e400": max_delay must be a finite number of seconds, at least 0, found inf; keeping max_delay = 10s"#,
+            ),
+            (
+                "LLM_RETRY_MAX_DELAY",
+                "10s",
+                r#"LLM_RETRY_MAX_DELAY="10s": max_delay must be a number of seconds, found "10s"; keeping max_delay = 10s"#,
+            ),
+            (
+                "LLM_RETRY_BACKOFF_FACTOR",
+                "0.5",
+                r#"LLM_RETRY_BACKOFF_FACTOR="0.5": backoff_factor must be finite and at least 1.0, found 0.5; keeping backoff_factor = 2"#,
+            ),
+            (
+                "LLM_RETRY_BACKOFF_FACTOR",
+                "inf",
+                r#"LLM_RETRY_BACKOFF_FACTOR="inf": backoff_factor must be finite and at least 1.0, found inf; keeping backoff_factor = 2"#,
+            ),
+            (
+                "LLM_RETRY_JITTER",
+                "fast",
+                r#"LLM_RETRY_JITTER="fast": unknown jitter "fast"; expected one of: full, equal, decorrelated, none; keeping jitter = full"#,
+            ),
+            (
+                "LLM_RETRY_BACKOFF",
+                "quadratic",
+                r#"LLM_RETRY_BACKOFF="quadratic": unknown backoff "quadratic"; expected one of: exponential, constant, linear, fibonacci; keeping backoff = exponential"#,
+            ),
+            (
+                "LLM_RETRY_MAX_TIME",
+                "0",
+                r#"LLM_RETRY_MAX_TIME="0": max_time must be greater than 0; keeping max_time = none"#,
+            ),
         ];
         for (var, value, message) in cases {
             let (p, warnings) = lenient(&[(var, value)]);
@@ -552,7 +602,9 @@ mod tests {
         assert_eq!((p.initial_delay(), p.max_delay()), (S(1), S(10)));
         assert_eq!(
             w.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            [r#"ignoring LLM_RETRY_MAX_DELAY="0.5": max_delay must be at least initial_delay (1s), found 500ms; keeping initial_delay = 1s and max_delay = 10s"#]
+            [
+                r#"ignoring LLM_RETRY_MAX_DELAY="0.5": max_delay must be at least initial_delay (1s), found 500ms; keeping initial_delay = 1s and max_delay = 10s"#
+            ]
         );
         // Only the initial delay set, above the compiled-in cap: blamed on the initial delay.
         let (p, w) = lenient(&[("LLM_RETRY_INITIAL_DELAY", "20")]);
@@ -582,7 +634,9 @@ mod tests {
             ("LLM_RETRY_BACKOFF_FACTOR", "0.5"),
             ("LLM_RETRY_JITTER", "fast"),
         ]);
-        let err = RetryPolicy::DEFAULT.env_overrides("LLM", lookup).unwrap_err();
+        let err = RetryPolicy::DEFAULT
+            .env_overrides("LLM", lookup)
+            .unwrap_err();
         assert_eq!(
             err,
             PolicyError::Env {
@@ -592,7 +646,9 @@ mod tests {
             }
         );
         let lookup = vars(&[("LLM_RETRY_MAX_DELAY", "0.25")]);
-        let err = RetryPolicy::DEFAULT.env_overrides("LLM", lookup).unwrap_err();
+        let err = RetryPolicy::DEFAULT
+            .env_overrides("LLM", lookup)
+            .unwrap_err();
         assert!(matches!(
             err.problem(),
             PolicyError::MaxDelayBelowInitial { .. }

@@ -303,9 +303,19 @@ mod tests {
 
     #[test]
     fn seconds_rejects_what_a_duration_cannot_hold() {
-        assert_eq!(seconds("initial_delay", 1.5), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            seconds("initial_delay", 1.5),
+            Ok(Duration::from_millis(1500))
+        );
         assert_eq!(seconds("initial_delay", 0.0), Ok(Duration::ZERO));
-        for bad in [-1.0, -0.0001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e30] {
+        for bad in [
+            -1.0,
+            -0.0001,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e30,
+        ] {
             let err = seconds("max_delay", bad).unwrap_err();
             assert!(
                 matches!(err, PolicyError::Seconds { field: "max_delay", value } if value.to_bits() == bad.to_bits()),

@@ -3,7 +3,7 @@
 //!
 //! [`Retry`] is a builder: its methods choose how errors are classified, who is told about retries
 //! and whether attempts have a deadline; awaiting it runs the call. It drives the same engine as
-//! `#[retry_on_failure]` ([`CallState::step`] and the same sleep), so a policy behaves the same
+//! `#[retry_on_failure]` ([`CallState::step`](crate::CallState::step) and the same sleep), so a policy behaves the same
 //! through either. The types below only name the choices; they are rarely written out.
 
 use std::future::{Future, IntoFuture};
@@ -13,12 +13,11 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
 use crate::sleep::{sleep, sleep_blocking, Sleep};
-use crate::timeout::{with_timeout, FromAttemptTimeout, WithTimeout};
+use crate::timeout::{FromAttemptTimeout, WithTimeout};
 use crate::{
-    AttemptOutcome, CallState, Classification, GiveUpReason, IsResult, Observer, RetryEvent,
+    AttemptTimedOut, Classification, DynCallState, GiveUpReason, IsResult, Observer, RetryEvent,
     RetryPolicy, Retryable,
 };
 
@@ -184,7 +183,7 @@ impl<F, C, K, O, T> Retry<F, C, K, O, T> {
     }
 
     /// Cuts each attempt off after `after`; a cut-off attempt fails with
-    /// [`AttemptTimedOut`](crate::AttemptTimedOut), converted into the closure's error type,
+    /// [`AttemptTimedOut`], converted into the closure's error type,
     /// which is retried like any other error the classifier accepts.
     ///
     /// ```
@@ -205,14 +204,22 @@ impl<F, C, K, O, T> Retry<F, C, K, O, T> {
     /// assert_eq!(calls, 3);
     /// # }
     /// ```
-    pub fn attempt_timeout<Fut>(self, after: Duration) -> Retry<F, C, K, O, AttemptTimeout>
+    pub fn attempt_timeout<Fut>(
+        self,
+        after: Duration,
+    ) -> Retry<F, C, K, O, AttemptTimeout<Fut::Output>>
     where
         F: FnMut() -> Fut,
         Fut: IntoFuture,
         Fut::Output: IsResult,
         <Fut::Output as IsResult>::Err: FromAttemptTimeout,
     {
-        self.with(|c, k, o, _| (c, k, o, AttemptTimeout(after)))
+        self.with(|c, k, o, _| {
+            let on_timeout: fn(AttemptTimedOut) -> Fut::Output = |timeout| {
+                IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
+            };
+            (c, k, o, AttemptTimeout { after, on_timeout })
+        })
     }
 }
 
@@ -227,11 +234,12 @@ impl<F, C, K, O> Retry<F, C, K, O, NoTimeout> {
         K: RetryOk<R::Ok>,
         O: Observer<R::Err>,
     {
-        let mut call = Call::new(&self.policy);
+        let mut call = DynCallState::new(&self.policy);
         self.observer.on_start();
         loop {
             let result = (self.attempt)();
-            match call.step(
+            match step(
+                &mut call,
                 &self.policy,
                 self.name,
                 result,
@@ -261,7 +269,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         RetryFuture {
-            call: Call::new(&self.policy),
+            call: DynCallState::new(&self.policy),
             started: false,
             policy: self.policy,
             name: self.name,
@@ -275,47 +283,32 @@ where
     }
 }
 
-/// The call state, with a start time only when the policy has a `max_time` (reading the clock is
-/// the one cost the happy path would otherwise pay).
-#[derive(Clone, Copy, Debug)]
-enum Call {
-    Untimed(CallState<()>),
-    Timed(CallState<Instant>),
-}
-
-impl Call {
-    fn new(policy: &RetryPolicy) -> Self {
-        if policy.max_time.is_some() {
-            Call::Timed(CallState::new())
-        } else {
-            Call::Untimed(CallState::new())
-        }
-    }
-
-    #[inline]
-    fn step<R, C, K, O>(
-        &mut self,
-        policy: &RetryPolicy,
-        name: &'static str,
-        result: R,
-        classify: &mut C,
-        retry_ok: &mut K,
-        observer: &O,
-    ) -> ControlFlow<R, Duration>
-    where
-        R: IsResult,
-        C: Classify<R::Err>,
-        K: RetryOk<R::Ok>,
-        O: Observer<R::Err>,
-    {
-        let classify = |e: &R::Err| classify.classify(e);
-        let retry_ok = |ok: &R::Ok| retry_ok.retry_ok(ok);
-        let settle = |_: AttemptOutcome| {};
-        match self {
-            Call::Untimed(c) => c.step(policy, name, result, classify, retry_ok, settle, observer),
-            Call::Timed(c) => c.step(policy, name, result, classify, retry_ok, settle, observer),
-        }
-    }
+/// One step of the engine with this module's classifier and `Ok` predicate.
+#[inline(always)]
+fn step<R, C, K, O>(
+    call: &mut DynCallState,
+    policy: &RetryPolicy,
+    name: &'static str,
+    result: R,
+    classify: &mut C,
+    retry_ok: &mut K,
+    observer: &O,
+) -> ControlFlow<R, Duration>
+where
+    R: IsResult,
+    C: Classify<R::Err>,
+    K: RetryOk<R::Ok>,
+    O: Observer<R::Err>,
+{
+    call.step(
+        policy,
+        name,
+        result,
+        |e| classify.classify(e),
+        |ok| retry_ok.retry_ok(ok),
+        |_| {},
+        observer,
+    )
 }
 
 pin_project! {
@@ -323,7 +316,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct RetryFuture<F, C, K, O, T, A> {
-        call: Call,
+        call: DynCallState,
         started: bool,
         policy: RetryPolicy,
         name: &'static str,
@@ -375,7 +368,8 @@ where
                 }
                 StateProj::Attempt { attempt } => {
                     let result = ready!(attempt.poll(cx));
-                    match this.call.step(
+                    match step(
+                        this.call,
                         this.policy,
                         this.name,
                         result,
@@ -515,19 +509,26 @@ impl<A: Future> WrapAttempt<A> for NoTimeout {
     }
 }
 
-/// Each attempt is cut off after this long; see [`Retry::attempt_timeout`].
-#[derive(Clone, Copy, Debug)]
-pub struct AttemptTimeout(Duration);
+/// Each attempt is cut off after this long; see [`Retry::attempt_timeout`]. `R` is the attempt's
+/// result type, into which a timeout is converted.
+#[derive(Debug)]
+pub struct AttemptTimeout<R> {
+    after: Duration,
+    on_timeout: fn(AttemptTimedOut) -> R,
+}
 
-impl<A> WrapAttempt<A> for AttemptTimeout
-where
-    A: Future,
-    A::Output: IsResult,
-    <A::Output as IsResult>::Err: FromAttemptTimeout,
-{
-    type Attempt = WithTimeout<A>;
+impl<R> Clone for AttemptTimeout<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for AttemptTimeout<R> {}
+
+impl<A: Future> WrapAttempt<A> for AttemptTimeout<A::Output> {
+    type Attempt = WithTimeout<A, A::Output>;
     #[inline]
-    fn wrap(&self, attempt: A) -> WithTimeout<A> {
-        with_timeout(self.0, attempt)
+    fn wrap(&self, attempt: A) -> Self::Attempt {
+        WithTimeout::new(self.after, attempt, self.on_timeout)
     }
 }

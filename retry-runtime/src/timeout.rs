@@ -82,45 +82,54 @@ impl<E: From<AttemptTimedOut>> FromAttemptTimeout for E {
 /// Runs `attempt` for at most `after`; past that it is dropped and its result is
 /// `Err(AttemptTimedOut { after }.into())`. An attempt that is ready when first polled succeeds
 /// even with a zero timeout.
-pub fn with_timeout<A>(after: Duration, attempt: A) -> WithTimeout<A::IntoFuture>
+///
+/// The conversion is chosen here, so that a missing `From<AttemptTimedOut>` is reported once, at
+/// this call, and not again where the future is awaited.
+pub fn with_timeout<A>(after: Duration, attempt: A) -> WithTimeout<A::IntoFuture, A::Output>
 where
     A: IntoFuture,
     A::Output: IsResult,
     <A::Output as IsResult>::Err: FromAttemptTimeout,
 {
-    WithTimeout {
-        inner: tokio::time::timeout(after, attempt),
-        after,
-    }
+    WithTimeout::new(after, attempt.into_future(), |timeout| {
+        IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
+    })
 }
 
 pin_project! {
-    /// An attempt with a deadline; see [`with_timeout`].
+    /// An attempt with a deadline, whose result is `R`; see [`with_timeout`].
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
-    pub struct WithTimeout<A> {
+    pub struct WithTimeout<A, R> {
         #[pin]
         inner: tokio::time::Timeout<A>,
         after: Duration,
+        on_timeout: fn(AttemptTimedOut) -> R,
     }
 }
 
-impl<A> Future for WithTimeout<A>
-where
-    A: Future,
-    A::Output: IsResult,
-    <A::Output as IsResult>::Err: FromAttemptTimeout,
-{
+impl<A: Future> WithTimeout<A, A::Output> {
+    pub(crate) fn new(
+        after: Duration,
+        attempt: A,
+        on_timeout: fn(AttemptTimedOut) -> A::Output,
+    ) -> Self {
+        WithTimeout {
+            inner: tokio::time::timeout(after, attempt),
+            after,
+            on_timeout,
+        }
+    }
+}
+
+impl<A: Future> Future for WithTimeout<A, A::Output> {
     type Output = A::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A::Output> {
         let this = self.project();
         Poll::Ready(match ready!(this.inner.poll(cx)) {
             Ok(result) => result,
-            Err(_elapsed) => {
-                let timeout = AttemptTimedOut { after: *this.after };
-                IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
-            }
+            Err(_elapsed) => (this.on_timeout)(AttemptTimedOut { after: *this.after }),
         })
     }
 }
