@@ -44,9 +44,10 @@ pub use crate::sleep::sleep_blocking;
 /// The sleep between two attempts of an async fn: tokio's timer, skipped under
 /// [`testing::no_sleep`](crate::testing::no_sleep).
 pub use crate::sleep::{sleep, Sleep};
-/// `attempt_timeout = ..`: wraps each attempt's future; the fn's error type must implement
-/// `From<AttemptTimedOut>`, reported through `FromAttemptTimeout`'s message when it does not.
-pub use crate::timeout::{with_timeout, WithTimeout};
+/// `attempt_timeout = ..`: `with_timeout(after, attempt, timeout_error())` wraps each attempt's
+/// future; `timeout_error()` (spanned at the key) requires the fn's error type to implement
+/// `From<AttemptTimedOut>`, with `FromAttemptTimeout`'s message when it does not.
+pub use crate::timeout::{timeout_error, with_timeout, WithTimeout};
 
 /// `config = <expr>`: the policy behind a `RetryPolicy`, a reference to one, an `Arc` of one or an
 /// `EnvPolicy`, with one clear message for anything else.

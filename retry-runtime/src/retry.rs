@@ -15,7 +15,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use crate::sleep::{sleep, sleep_blocking, Sleep};
-use crate::timeout::{FromAttemptTimeout, WithTimeout};
+use crate::timeout::{timeout_error, FromAttemptTimeout, WithTimeout};
 use crate::{
     AttemptTimedOut, Classification, DynCallState, GiveUpReason, IsResult, Observer, RetryEvent,
     RetryPolicy, Retryable,
@@ -214,12 +214,8 @@ impl<F, C, K, O, T> Retry<F, C, K, O, T> {
         Fut::Output: IsResult,
         <Fut::Output as IsResult>::Err: FromAttemptTimeout,
     {
-        self.with(|c, k, o, _| {
-            let on_timeout: fn(AttemptTimedOut) -> Fut::Output = |timeout| {
-                IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
-            };
-            (c, k, o, AttemptTimeout { after, on_timeout })
-        })
+        let on_timeout = timeout_error::<Fut::Output>();
+        self.with(|c, k, o, _| (c, k, o, AttemptTimeout { after, on_timeout }))
     }
 }
 

@@ -80,20 +80,28 @@ impl<E: From<AttemptTimedOut>> FromAttemptTimeout for E {
 }
 
 /// Runs `attempt` for at most `after`; past that it is dropped and its result is
-/// `Err(AttemptTimedOut { after }.into())`. An attempt that is ready when first polled succeeds
+/// `on_timeout(AttemptTimedOut { after })`. An attempt that is ready when first polled succeeds
 /// even with a zero timeout.
 ///
-/// The conversion is chosen here, so that a missing `From<AttemptTimedOut>` is reported once, at
-/// this call, and not again where the future is awaited.
-pub fn with_timeout<A>(after: Duration, attempt: A) -> WithTimeout<A::IntoFuture, A::Output>
+/// `on_timeout` comes from [`timeout_error`], a separate call so that the attribute's expansion
+/// can place it on the `attempt_timeout` key: a missing `From<AttemptTimedOut>` is then reported
+/// there, once, rather than on the whole fn body.
+pub fn with_timeout<A: IntoFuture>(
+    after: Duration,
+    attempt: A,
+    on_timeout: fn(AttemptTimedOut) -> A::Output,
+) -> WithTimeout<A::IntoFuture, A::Output> {
+    WithTimeout::new(after, attempt.into_future(), on_timeout)
+}
+
+/// The conversion of a timeout into the result type `R`: `Err(AttemptTimedOut.into())`. The bound
+/// on `R`'s error type carries the message a user sees when the conversion is missing.
+pub fn timeout_error<R>() -> fn(AttemptTimedOut) -> R
 where
-    A: IntoFuture,
-    A::Output: IsResult,
-    <A::Output as IsResult>::Err: FromAttemptTimeout,
+    R: IsResult,
+    R::Err: FromAttemptTimeout,
 {
-    WithTimeout::new(after, attempt.into_future(), |timeout| {
-        IsResult::from_result(Err(FromAttemptTimeout::from_attempt_timeout(timeout)))
-    })
+    |timeout| R::from_result(Err(R::Err::from_attempt_timeout(timeout)))
 }
 
 pin_project! {
@@ -131,5 +139,35 @@ impl<A: Future> Future for WithTimeout<A, A::Output> {
             Ok(result) => result,
             Err(_elapsed) => (this.on_timeout)(AttemptTimedOut { after: *this.after }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_attempts_become_the_callers_error() {
+        let started = tokio::time::Instant::now();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<u8, AttemptTimedOut>(1)
+        };
+        let after = Duration::from_millis(1500);
+        let result = with_timeout(after, slow, timeout_error()).await;
+        assert_eq!(result, Err(AttemptTimedOut { after }));
+        assert_eq!(started.elapsed(), after);
+
+        let fast = async { Ok::<u8, std::io::Error>(2) };
+        // Ready at once: succeeds even with a zero timeout.
+        let result = with_timeout(Duration::ZERO, fast, timeout_error()).await;
+        assert_eq!(result.unwrap(), 2);
+
+        let never = std::future::pending::<std::io::Result<()>>();
+        let err = with_timeout(after, never, timeout_error())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "the attempt did not finish within 1.5s");
     }
 }

@@ -13,9 +13,12 @@ async fn main() {
         .attempt_timeout(Duration::from_secs(5))
         .await;
 
-    // What the expansion calls for each attempt.
-    let _ = retry_runtime::__private::with_timeout(Duration::from_secs(5), async {
-        Err::<(), _>(ProviderError)
-    })
+    // What the expansion calls for each attempt; the error lands on `timeout_error()`, which the
+    // expansion places on the attribute's `attempt_timeout` key.
+    let _ = retry_runtime::__private::with_timeout(
+        Duration::from_secs(5),
+        async { Err::<(), _>(ProviderError) },
+        retry_runtime::__private::timeout_error(),
+    )
     .await;
 }
