@@ -3,7 +3,7 @@
 //! uses).
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::policy::seconds;
 use crate::{Backoff, Jitter, PolicyError, RetryPolicy};
@@ -335,16 +335,34 @@ impl fmt::Display for EnvWarning {
 /// Where [`EnvPolicy`] sends its warnings unless told otherwise: a `WARN` event of `tracing`
 /// (target `retry_runtime::env`, fields `variable` and `value`) with the `tracing` feature, a line
 /// on stderr without it.
+///
+/// Several fns sharing a prefix each read the environment once; a warning identical to one
+/// already given (same variable, value and kept setting) is not repeated.
 pub fn default_warning_sink(warning: &EnvWarning) {
+    let message = warning.to_string();
+    if !first_time(&message) {
+        return;
+    }
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "retry_runtime::env",
         variable = warning.variable(),
         value = warning.value(),
-        "{warning}"
+        "{message}"
     );
     #[cfg(not(feature = "tracing"))]
-    eprintln!("warning: retry_runtime: {warning}");
+    eprintln!("warning: retry_runtime: {message}");
+}
+
+/// Whether `message` is given for the first time in this process.
+fn first_time(message: &str) -> bool {
+    static GIVEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if given.iter().any(|m| m == message) {
+        return false;
+    }
+    given.push(message.to_owned());
+    true
 }
 
 /// A policy whose compiled-in settings can be overridden by environment variables, read once, on
@@ -670,6 +688,13 @@ mod tests {
                 .max_attempts(),
             4
         );
+    }
+
+    #[test]
+    fn the_default_sink_gives_each_warning_once() {
+        assert!(first_time("ignoring X=\"1\"; keeping a"));
+        assert!(!first_time("ignoring X=\"1\"; keeping a"));
+        assert!(first_time("ignoring X=\"1\"; keeping b"));
     }
 
     #[test]
