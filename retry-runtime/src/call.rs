@@ -232,3 +232,77 @@ impl<C: CallClock> CallState<C> {
         Ok(delay)
     }
 }
+
+/// A [`CallState`] whose clock is chosen from the policy at run time: the start time is read only
+/// when the policy has a `max_time`. For policies not known at compile time (read from the
+/// environment, passed as `config = ..`, or given to [`RetryPolicy::retry`]), where the
+/// `CallState<()>`/`CallState<Instant>` choice cannot be made by the compiler.
+#[derive(Clone, Copy, Debug)]
+pub enum DynCallState {
+    /// No deadline: the clock is never read.
+    Untimed(CallState<()>),
+    /// A deadline: the start time was read when the call began.
+    Timed(CallState<Instant>),
+}
+
+impl DynCallState {
+    /// State for a call under `policy` about to make its first attempt.
+    #[inline]
+    pub fn new(policy: &RetryPolicy) -> Self {
+        if policy.max_time.is_some() {
+            DynCallState::Timed(CallState::new())
+        } else {
+            DynCallState::Untimed(CallState::new())
+        }
+    }
+
+    /// The attempt in progress (or just finished), 1-based.
+    #[inline]
+    pub fn attempt(&self) -> u32 {
+        match self {
+            DynCallState::Untimed(c) => c.attempt(),
+            DynCallState::Timed(c) => c.attempt(),
+        }
+    }
+
+    /// [`CallState::step`], with the same arguments; `policy` must be the one given to
+    /// [`new`](Self::new).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn step<R, O>(
+        &mut self,
+        policy: &RetryPolicy,
+        name: &'static str,
+        result: R,
+        classify: impl FnOnce(&R::Err) -> Classification,
+        retry_ok: impl FnOnce(&R::Ok) -> bool,
+        settle: impl FnOnce(AttemptOutcome),
+        observer: &O,
+    ) -> ControlFlow<R, Duration>
+    where
+        R: IsResult,
+        O: Observer<R::Err>,
+    {
+        match self {
+            DynCallState::Untimed(c) => {
+                c.step(policy, name, result, classify, retry_ok, settle, observer)
+            }
+            DynCallState::Timed(c) => {
+                c.step(policy, name, result, classify, retry_ok, settle, observer)
+            }
+        }
+    }
+
+    /// [`CallState::reject`].
+    #[cold]
+    pub fn reject<R, O>(&self, err: R::Err, reason: GiveUpReason, observer: &O) -> R
+    where
+        R: IsResult,
+        O: Observer<R::Err>,
+    {
+        match self {
+            DynCallState::Untimed(c) => c.reject(err, reason, observer),
+            DynCallState::Timed(c) => c.reject(err, reason, observer),
+        }
+    }
+}

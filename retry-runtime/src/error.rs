@@ -32,4 +32,58 @@ pub enum PolicyError {
     /// `max_time` was zero: no attempt could ever run.
     #[error("max_time must be greater than 0")]
     ZeroMaxTime,
+    /// A setting given as text (an environment variable, a header) is not of the expected form.
+    #[error("{field} must be {expected}, found {value:?}")]
+    Invalid {
+        /// The setting, e.g. `max_attempts`.
+        field: &'static str,
+        /// What it must be, e.g. `a whole number of at least 1`.
+        expected: &'static str,
+        /// The text as given.
+        value: String,
+    },
+    /// A jitter name other than `full`, `equal`, `decorrelated` or `none`.
+    #[error("unknown jitter {0:?}; expected one of: full, equal, decorrelated, none")]
+    UnknownJitter(String),
+    /// A backoff name other than `exponential`, `constant`, `linear` or `fibonacci`.
+    #[error("unknown backoff {0:?}; expected one of: exponential, constant, linear, fibonacci")]
+    UnknownBackoff(String),
+    /// An environment variable whose value cannot be used; `problem` says why.
+    #[error("{variable}={value:?}: {problem}")]
+    Env {
+        /// The variable, e.g. `LLM_RETRY_BACKOFF_FACTOR`.
+        variable: String,
+        /// Its value as set.
+        value: String,
+        /// What is wrong with it.
+        problem: Box<PolicyError>,
+    },
+    /// An HTTP header whose value cannot be used; `problem` says why.
+    #[error("header {header}: {value:?}: {problem}")]
+    Header {
+        /// The header name, lowercase, e.g. `helicone-retry-factor`.
+        header: String,
+        /// Its value as sent (non-ASCII bytes replaced).
+        value: String,
+        /// What is wrong with it.
+        problem: Box<PolicyError>,
+    },
+}
+
+impl PolicyError {
+    /// The underlying problem: for [`Env`](Self::Env) and [`Header`](Self::Header), what is wrong
+    /// with the value; for any other variant, the error itself.
+    ///
+    /// ```
+    /// # use retry_runtime::{PolicyError, RetryPolicy};
+    /// let env = |name: &str| (name == "LLM_RETRY_BACKOFF_FACTOR").then(|| "0.5".to_string());
+    /// let err = RetryPolicy::DEFAULT.env_overrides("LLM", env).unwrap_err();
+    /// assert_eq!(err.problem(), &PolicyError::BackoffFactor(0.5));
+    /// ```
+    pub fn problem(&self) -> &PolicyError {
+        match self {
+            PolicyError::Env { problem, .. } | PolicyError::Header { problem, .. } => problem,
+            other => other,
+        }
+    }
 }

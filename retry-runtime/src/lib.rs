@@ -103,12 +103,60 @@
 //! assert!(start.elapsed() >= Duration::from_secs(10)); // two sleeps of at least 5 s
 //! # }
 //! ```
+//!
+//! ## Settings at run time
+//!
+//! - **Environment**: [`RetryPolicy::from_env("LLM")`](RetryPolicy::from_env) reads
+//!   `LLM_MAX_RETRIES`, `LLM_RETRY_INITIAL_DELAY`, ... and fails on a bad value;
+//!   [`EnvPolicy`] (what the attribute's `env_prefix` uses) reads them once over compiled-in
+//!   settings, keeping those and warning once per unusable variable.
+//! - **Closures**: [`policy.retry(|| async { .. }).await`](RetryPolicy::retry) and
+//!   [`policy.retry_blocking(|| ..).call()`](RetryPolicy::retry_blocking) run the attribute's
+//!   engine without the attribute, with a classifier, observers and an
+//!   [`attempt_timeout`](Retry::attempt_timeout).
+//! - **Per request** (feature `http`): `RetryPolicy::from_headers(&headers, "helicone-")` reads
+//!   Helicone's `helicone-retry-*` headers.
+//!
+//! ## Testing your own code
+//!
+//! Two ways to keep the retries of the code under test from slowing a test suite down:
+//!
+//! - **tokio's paused clock**, `#[tokio::test(start_paused = true)]`: every sleep completes at once
+//!   and advances the clock by exactly its length, so a test can assert the delays themselves
+//!   (with `Jitter::None` they are exact). Everything in the runtime sees the paused clock, which
+//!   does not suit tests that talk to a real server or use real timeouts.
+//! - **[`testing::no_sleep()`](testing::no_sleep)**: retries on the current thread skip their
+//!   sleeps, on the real clock, in async and blocking code alike; everything else keeps its normal
+//!   timing. Scoped to the thread (or, with [`testing::without_sleeping`], to one future), so tests
+//!   running in parallel are not affected. Delays are still computed and reported to observers.
+//!
+//! ```
+//! use retry_runtime::{retry_on_failure, testing};
+//! # #[derive(Debug)] struct Down;
+//!
+//! #[retry_on_failure(max_attempts = 5, initial_delay = 10.0, max_delay = 60.0)]
+//! async fn fetch(calls: &std::cell::Cell<u32>) -> Result<(), Down> {
+//!     calls.set(calls.get() + 1);
+//!     Err(Down)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let _no_sleep = testing::no_sleep(); // until the end of the test
+//! let calls = std::cell::Cell::new(0);
+//! let started = std::time::Instant::now();
+//! assert!(fetch(&calls).await.is_err());
+//! assert_eq!(calls.get(), 5); // every attempt ran...
+//! assert!(started.elapsed() < std::time::Duration::from_secs(1)); // ...without the minutes of backoff
+//! # }
+//! ```
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod backoff;
 mod call;
 mod classify;
+mod env;
 mod error;
 mod events;
 mod gate;
@@ -117,14 +165,21 @@ mod inspect;
 mod jitter;
 mod observe;
 mod policy;
+#[cfg(feature = "http")]
+mod headers;
+pub mod retry;
 pub mod retry_after;
+mod sleep;
+pub mod testing;
+mod timeout;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use backoff::Backoff;
-pub use call::{CallClock, CallState, IsResult};
+pub use call::{CallClock, CallState, DynCallState, IsResult};
 pub use classify::{Classification, Retryable};
+pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
 pub use events::{GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
@@ -132,6 +187,8 @@ pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub use retry::{Retry, RetryFuture};
+pub use timeout::{AttemptTimedOut, FromAttemptTimeout};
 
 #[doc(inline)]
 pub use retry_macro::retry_on_failure;

@@ -163,6 +163,24 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Lets APIs that take "a policy" accept a `RetryPolicy`, a reference to one, an `Arc` of one or
+/// an [`EnvPolicy`](crate::EnvPolicy) alike.
+impl AsRef<RetryPolicy> for RetryPolicy {
+    #[inline(always)]
+    fn as_ref(&self) -> &RetryPolicy {
+        self
+    }
+}
+
+/// Seconds as given in configuration to a `Duration`: finite, at least 0, and within `Duration`'s
+/// range, else an error naming `field` and the value.
+pub(crate) fn seconds(field: &'static str, secs: f64) -> Result<Duration, PolicyError> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(PolicyError::Seconds { field, value: secs });
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| PolicyError::Seconds { field, value: secs })
+}
+
 /// Builds a validated [`RetryPolicy`]; see [`RetryPolicy::builder`].
 #[derive(Clone, Copy, Debug)]
 #[must_use = "call .build() to get the policy"]
@@ -281,5 +299,28 @@ mod tests {
             b().max_time(Duration::ZERO).build(),
             Err(PolicyError::ZeroMaxTime)
         );
+    }
+
+    #[test]
+    fn seconds_rejects_what_a_duration_cannot_hold() {
+        assert_eq!(
+            seconds("initial_delay", 1.5),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(seconds("initial_delay", 0.0), Ok(Duration::ZERO));
+        for bad in [
+            -1.0,
+            -0.0001,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e30,
+        ] {
+            let err = seconds("max_delay", bad).unwrap_err();
+            assert!(
+                matches!(err, PolicyError::Seconds { field: "max_delay", value } if value.to_bits() == bad.to_bits()),
+                "{bad}: {err:?}"
+            );
+        }
     }
 }
