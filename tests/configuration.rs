@@ -588,3 +588,175 @@ async fn without_sleeping_covers_a_spawned_task() {
     assert_eq!(task.await.unwrap(), Err("down"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+// ---- The attribute's own configuration keys: env_prefix, attempt_timeout, blocking fns. ----
+
+#[derive(Debug, PartialEq)]
+enum CallError {
+    Down,
+    TimedOut(Duration),
+}
+
+impl From<AttemptTimedOut> for CallError {
+    fn from(t: AttemptTimedOut) -> Self {
+        CallError::TimedOut(t.after)
+    }
+}
+
+#[retry_on_failure(
+    env_prefix = "ATTR_ENV_OK",
+    max_attempts = 2,
+    initial_delay = 1,
+    jitter = "none"
+)]
+async fn env_configured(log: &Log) -> Result<(), CallError> {
+    log.record();
+    Err(CallError::Down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn env_prefix_overrides_the_literals_once() {
+    // Unique to this test: no other test reads ATTR_ENV_OK_*.
+    std::env::set_var("ATTR_ENV_OK_MAX_RETRIES", "4");
+    std::env::set_var("ATTR_ENV_OK_RETRY_INITIAL_DELAY", "0.25");
+    let log = Log::new();
+    assert_eq!(env_configured(&log).await, Err(CallError::Down));
+    assert_eq!(log.gaps(), [ms(250), ms(500), ms(1000)]);
+
+    // Read once: a later change is not seen.
+    std::env::set_var("ATTR_ENV_OK_MAX_RETRIES", "9");
+    let log = Log::new();
+    env_configured(&log).await.unwrap_err();
+    assert_eq!(log.gaps().len(), 3);
+}
+
+#[retry_on_failure(
+    env_prefix = "ATTR_ENV_BAD",
+    max_attempts = 3,
+    initial_delay = 0.5,
+    jitter = "none"
+)]
+async fn env_badly_configured(log: &Log) -> Result<(), CallError> {
+    log.record();
+    Err(CallError::Down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_env_values_keep_the_literals() {
+    std::env::set_var("ATTR_ENV_BAD_MAX_RETRIES", "NaN");
+    std::env::set_var("ATTR_ENV_BAD_RETRY_INITIAL_DELAY", "-1");
+    std::env::set_var("ATTR_ENV_BAD_RETRY_BACKOFF_FACTOR", "0.5");
+    let log = Log::new();
+    env_badly_configured(&log).await.unwrap_err();
+    assert_eq!(log.gaps(), [ms(500), ms(1000)]);
+}
+
+#[retry_on_failure(
+    env_prefix = "ATTR_ENV_DEADLINE",
+    max_attempts = 10,
+    initial_delay = 1,
+    jitter = "none"
+)]
+async fn env_deadline(log: &Log) -> Result<(), CallError> {
+    log.record();
+    Err(CallError::Down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn env_can_add_a_deadline_the_literals_did_not_have() {
+    std::env::set_var("ATTR_ENV_DEADLINE_RETRY_MAX_TIME", "3.5");
+    let log = Log::new();
+    env_deadline(&log).await.unwrap_err();
+    // 1 s + 2 s = 3 s; a 4 s sleep would end at 7 s > 3.5 s.
+    assert_eq!(log.gaps(), [ms(1000), ms(2000)]);
+}
+
+struct Slow {
+    replies_after: Vec<Duration>,
+}
+
+impl Slow {
+    #[retry_on_failure(
+        max_attempts = 4,
+        initial_delay = 1,
+        jitter = "none",
+        attempt_timeout = 2
+    )]
+    async fn call(&self, log: &Log) -> Result<usize, CallError> {
+        let n = log.record();
+        tokio::time::sleep(self.replies_after[n - 1]).await;
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_cuts_slow_attempts_and_retries_them() {
+    let slow = Slow {
+        replies_after: vec![Duration::from_secs(60), Duration::from_secs(3), ms(500)],
+    };
+    let log = Log::new();
+    let start = Instant::now();
+    assert_eq!(slow.call(&log).await, Ok(3));
+    // Attempt 1 cut at 2 s, sleep 1 s; attempt 2 at 3 s cut at 5 s, sleep 2 s; attempt 3 at 7 s
+    // answers after 0.5 s.
+    assert_eq!(log.gaps(), [ms(3000), ms(4000)]);
+    assert_eq!(start.elapsed(), ms(7500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_attempt_timeout_is_the_callers_error() {
+    let slow = Slow {
+        replies_after: vec![Duration::from_secs(60); 4],
+    };
+    let log = Log::new();
+    assert_eq!(
+        slow.call(&log).await,
+        Err(CallError::TimedOut(Duration::from_secs(2)))
+    );
+    assert_eq!(log.gaps().len(), 3);
+}
+
+struct Counter {
+    calls: u32,
+}
+
+impl Counter {
+    /// A blocking `&mut self` method: same keys, `std::thread::sleep` between attempts.
+    #[retry_on_failure(max_attempts = 4, initial_delay = 0.02, jitter = "none")]
+    fn bump(&mut self, succeed_on: u32) -> Result<u32, CallError> {
+        self.calls += 1;
+        if self.calls < succeed_on {
+            return Err(CallError::Down);
+        }
+        Ok(self.calls)
+    }
+}
+
+#[test]
+fn blocking_fns_retry_with_a_blocking_sleep() {
+    let mut c = Counter { calls: 0 };
+    let start = std::time::Instant::now();
+    assert_eq!(c.bump(3), Ok(3));
+    // Two real sleeps: 20 ms then 40 ms.
+    assert!(start.elapsed() >= ms(60), "{:?}", start.elapsed());
+
+    let mut c = Counter { calls: 0 };
+    assert_eq!(c.bump(10), Err(CallError::Down));
+    assert_eq!(c.calls, 4);
+}
+
+#[retry_on_failure(max_attempts = 5, initial_delay = 30, max_delay = 60)]
+fn blocking_and_slow(calls: &Cell<u32>) -> Result<(), CallError> {
+    calls.set(calls.get() + 1);
+    Err(CallError::Down)
+}
+
+#[test]
+fn blocking_fns_honour_the_no_sleep_switch() {
+    let _no_sleep = testing::no_sleep();
+    let calls = Cell::new(0);
+    let start = std::time::Instant::now();
+    assert_eq!(blocking_and_slow(&calls), Err(CallError::Down));
+    assert_eq!(calls.get(), 5);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}

@@ -17,6 +17,15 @@ pub(crate) struct Value<T> {
 }
 
 impl<T> Value<T> {
+    /// The span of the value's first token.
+    pub(crate) fn span(&self) -> proc_macro2::Span {
+        self.tokens
+            .clone()
+            .into_iter()
+            .next()
+            .map_or_else(proc_macro2::Span::call_site, |t| t.span())
+    }
+
     /// An error on the value's tokens.
     pub(crate) fn error(&self, msg: impl std::fmt::Display) -> syn::Error {
         syn::Error::new_spanned(&self.tokens, msg)

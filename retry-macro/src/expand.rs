@@ -137,13 +137,23 @@ fn retry_loop(
     } = &l;
 
     let (policy_decl, policy) = policy_decl(config, policy);
-    let clock = match &config.policy {
-        PolicySource::Literals(t) if t.max_time.is_none() => quote!(()),
-        _ => quote!(#rt::__private::Instant),
+    // A literal policy picks its clock at compile time (none at all without `max_time`); a policy
+    // known only at run time reads the clock only when it has a `max_time`.
+    let new_call = match &config.policy {
+        PolicySource::Literals(t) if t.max_time.is_none() => {
+            quote!(#rt::__private::CallState::<()>::new())
+        }
+        PolicySource::Literals(_) => {
+            quote!(#rt::__private::CallState::<#rt::__private::Instant>::new())
+        }
+        PolicySource::Env { .. } | PolicySource::Expr(_) => {
+            quote!(#rt::__private::DynCallState::new(#policy))
+        }
     };
     let mut anchor = ret.clone();
     ImplTraitToInfer.visit_type_mut(&mut anchor);
     let attempt = attempt(config, flavor, body, &anchor);
+    let attempt = with_timeout(config, flavor, attempt);
     let classify = classify(config, err);
     let retry_ok = match &config.classify.retry_if_ok {
         Some(pred) => quote!(#pred),
@@ -170,8 +180,8 @@ fn retry_loop(
     quote! {
         {
             #policy_decl
-            let mut #call = #rt::__private::CallState::<#clock>::new();
-            #[allow(clippy::never_loop)]
+            let mut #call = #new_call;
+            #[allow(clippy::never_loop, clippy::redundant_closure_call)]
             let #out: #anchor = #loop_token {
                 let #result: #anchor = #attempt;
                 match #step {
@@ -200,10 +210,15 @@ fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) 
     let run = match flavor {
         Flavor::Async(span) => {
             let async_token = quote_spanned!(span=> async);
-            quote!(#async_token #body.await)
+            let run = quote!(#async_token #body);
+            if config.attempt_timeout.is_some() {
+                run
+            } else {
+                quote!(#run.await)
+            }
         }
         Flavor::Blocking => quote! {
-            (#[allow(clippy::redundant_closure_call)] || -> #anchor #body)()
+            (|| -> #anchor #body)()
         },
     };
     if config.clone.is_empty() {
@@ -218,9 +233,34 @@ fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) 
     quote!({ #(#clones)* #run })
 }
 
+// Input:
+//     `<attempt>.await` (async flavor)
+// Output, with `attempt_timeout = 30`:
+//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error()).await
+// `timeout_error()` is spanned at the key, so that an error type without `From<AttemptTimedOut>`
+// is reported there.
+fn with_timeout(config: &Config, flavor: Flavor, attempt: TokenStream) -> TokenStream {
+    let (Some((secs, span)), Flavor::Async(_)) = (&config.attempt_timeout, flavor) else {
+        return attempt;
+    };
+    let nanos = nanos(*secs);
+    let rt = quote!(::retry_runtime);
+    let on_timeout = quote_spanned!(*span=> #rt::__private::timeout_error());
+    quote! {
+        #rt::__private::with_timeout(
+            ::core::time::Duration::from_nanos(#nanos),
+            #attempt,
+            #on_timeout,
+        )
+        .await
+    }
+}
+
 // Output: the declaration of the policy and a `&RetryPolicy` expression for it:
 //     const __RETRY_POLICY: RetryPolicy = policy(..);          and `&__RETRY_POLICY`
-//     let policy: &RetryPolicy = &(<config expr>);             and `policy`
+//     static __RETRY_ENV: EnvPolicy = EnvPolicy::new("LLM", policy(..));
+//     let policy = __RETRY_ENV.get();                          and `policy`
+//     let policy: RetryPolicy = *config(&(<config expr>));     and `&policy`
 // A const is referenced directly rather than through a local, which would be stored in the
 // future across every await.
 fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
@@ -232,14 +272,23 @@ fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
             };
             (decl, quote!(&__RETRY_POLICY))
         }
-        PolicySource::Env { .. } => {
-            unreachable!("env_prefix is rejected by validate.rs until the env loader lands")
-        }
-        PolicySource::Expr(expr) => {
-            let decl = quote_spanned! {expr.span()=>
-                let #policy: &::retry_runtime::RetryPolicy = &(#expr);
+        PolicySource::Env { prefix, base } => {
+            let literals = policy_literals(base);
+            let decl = quote! {
+                static __RETRY_ENV: ::retry_runtime::__private::EnvPolicy =
+                    ::retry_runtime::__private::EnvPolicy::new(#prefix, #literals);
+                let #policy: &::retry_runtime::RetryPolicy = __RETRY_ENV.get();
             };
             (decl, quote!(#policy))
+        }
+        PolicySource::Expr(expr) => {
+            // Copied out, so that `config = self.retry_settings` does not hold a borrow of `self`
+            // across a `&mut self` body.
+            let decl = quote_spanned! {expr.span()=>
+                let #policy: ::retry_runtime::RetryPolicy =
+                    *::retry_runtime::__private::config(&(#expr));
+            };
+            (decl, quote!(&#policy))
         }
     }
 }
@@ -267,25 +316,69 @@ fn policy_literals(t: &Timing) -> TokenStream {
     }
 }
 
-// Output: the classifying closure passed to `step`:
+// Output: the classifying closure passed to `step`, without lists:
+//     |err| (&Probe(err)).__retry_classify()        // the Retryable trait, or "retry"
+// with `retry_if`:
+//     |err| (&Probe(err)).__retry_classify().with_retryable(test(<retry_if>, err))
+// with `retry_on`/`give_up_on` (precedence: give_up_on > retry_on/retry_if > trait > retry):
 //     |err| {
-//         let base = (&Probe(err)).__retry_classify();   // the Retryable trait, or "retry"
-//         base                                            // or, with retry_if:
-//         base.with_retryable(test(<retry_if>, err))
+//         let d: &dyn Error = (&&&&Inspector(err)).__retry_inspect();
+//         decide(chain_has::<G>(d) || .., Some(chain_has::<R>(d) || .. || test(<retry_if>, err)),
+//                || (&Probe(err)).__retry_classify())
 //     }
 fn classify(config: &Config, err: &Ident) -> TokenStream {
     let rt = quote!(::retry_runtime);
-    let base = format_ident!("__retry_base", span = Span::mixed_site());
-    let decided = match &config.classify.retry_if {
-        Some(pred) => quote!(#base.with_retryable(#rt::__private::test(#pred, #err))),
-        None => quote!(#base),
+    let lists = &config.classify;
+    let own = quote!((&#rt::__private::Probe(#err)).__retry_classify());
+    let uses = quote! {
+        #[allow(unused_imports)]
+        use #rt::__private::{ViaDefault as _, ViaRetryable as _};
+    };
+    let retry_if = lists
+        .retry_if
+        .as_ref()
+        .map(|pred| quote!(#rt::__private::test(#pred, #err)));
+    if lists.retry_on.is_empty() && lists.give_up_on.is_empty() {
+        let decided = match retry_if {
+            Some(test) => quote!(#own.with_retryable(#test)),
+            None => own,
+        };
+        return quote!(|#err| { #uses #decided });
+    }
+    let dyn_err = format_ident!("__retry_dyn", span = Span::mixed_site());
+    let matches = |types: &[Type]| -> Vec<TokenStream> {
+        types
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> #rt::chain_has::<#ty>(#dyn_err)))
+            .collect()
+    };
+    let give_up = matches(&lists.give_up_on);
+    let give_up = if give_up.is_empty() {
+        quote!(false)
+    } else {
+        quote!(#(#give_up)||*)
+    };
+    let mut accept = matches(&lists.retry_on);
+    accept.extend(retry_if);
+    let retry = if accept.is_empty() {
+        quote!(::core::option::Option::None)
+    } else {
+        quote!(::core::option::Option::Some(#(#accept)||*))
+    };
+    let inspect_span = lists.inspect_span;
+    let inspect = quote_spanned! {inspect_span=>
+        (&&&&#rt::__private::Inspector(#err)).__retry_inspect()
     };
     quote! {
         |#err| {
+            #uses
             #[allow(unused_imports)]
-            use #rt::__private::{ViaDefault as _, ViaRetryable as _};
-            let #base = (&#rt::__private::Probe(#err)).__retry_classify();
-            #decided
+            use #rt::__private::{
+                InspectRequired as _, InspectViaAsRef as _, InspectViaError as _,
+                InspectViaTrait as _,
+            };
+            let #dyn_err: &(dyn ::std::error::Error + 'static) = #inspect;
+            #rt::__private::decide(#give_up, #retry, || #own)
         }
     }
 }

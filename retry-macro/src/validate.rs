@@ -10,8 +10,8 @@ use crate::item::{FnItem, Shape};
 pub(crate) struct Config {
     pub policy: PolicySource,
     pub classify: Classify,
-    /// Seconds each attempt may take (`attempt_timeout`).
-    pub attempt_timeout: Option<f64>,
+    /// Seconds each attempt may take (`attempt_timeout`), and the key's span for errors.
+    pub attempt_timeout: Option<(f64, proc_macro2::Span)>,
     pub circuit_breaker: Option<Expr>,
     pub budget: Option<Expr>,
     pub throttle: Option<Expr>,
@@ -52,6 +52,8 @@ pub(crate) struct Timing {
 
 /// Which errors are retried.
 pub(crate) struct Classify {
+    /// Where "this error type cannot be inspected" is reported: the first list's tokens.
+    pub inspect_span: proc_macro2::Span,
     pub retry_on: Vec<Type>,
     pub give_up_on: Vec<Type>,
     pub retry_if: Option<Expr>,
@@ -118,6 +120,7 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         (None, None) => PolicySource::Literals(timing),
     };
     let classify = Classify {
+        inspect_span: first_list_span(args),
         retry_on: types(args.retry_on.as_ref()),
         give_up_on: types(args.give_up_on.as_ref()),
         retry_if: expr(args.retry_if.as_ref()),
@@ -126,13 +129,13 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
     errors.check(no_type_listed_twice(args));
     let attempt_timeout = errors
         .check(attempt_timeout(args.attempt_timeout.as_ref(), item))
-        .flatten();
+        .flatten()
+        .zip(args.attempt_timeout.as_ref().map(Value::span));
     let clone = errors
         .check(clone_names_are_arguments(args, item))
         .unwrap_or_default();
     let name = errors.check(name(args.name.as_ref())).flatten();
     errors.check(returns_a_value(item));
-    errors.check(is_async(item));
     errors.check(not_yet_supported(args));
     errors.finish(Config {
         policy,
@@ -190,6 +193,15 @@ fn timing(args: &Args, errors: &mut Errors) -> Timing {
             .as_ref()
             .and_then(|v| errors.check(seconds("max_retry_after", Some(v), 0.0))),
     }
+}
+
+/// The span of whichever of `retry_on`/`give_up_on` comes first.
+fn first_list_span(args: &Args) -> proc_macro2::Span {
+    [&args.retry_on, &args.give_up_on]
+        .into_iter()
+        .flatten()
+        .min_by_key(|v| v.index)
+        .map_or_else(proc_macro2::Span::call_site, Value::span)
 }
 
 fn expr(v: Option<&Value<Expr>>) -> Option<Expr> {
@@ -472,16 +484,6 @@ fn returns_a_value(item: &FnItem) -> syn::Result<()> {
     ))
 }
 
-fn is_async(item: &FnItem) -> syn::Result<()> {
-    match item.shape {
-        Shape::Async(_) | Shape::AsyncTrait { .. } => Ok(()),
-        Shape::Blocking(_) => Err(syn::Error::new(
-            item.sig.fn_token.span,
-            "`#[retry_on_failure]` goes on an `async fn`; write `async fn`",
-        )),
-    }
-}
-
 /// Keys whose runtime support has not landed yet.
 fn not_yet_supported(args: &Args) -> syn::Result<()> {
     let mut errors = Errors::default();
@@ -493,13 +495,6 @@ fn not_yet_supported(args: &Args) -> syn::Result<()> {
             ));
         }
     };
-    reject("retry_on", args.retry_on.as_ref().map(|v| &v.tokens));
-    reject("give_up_on", args.give_up_on.as_ref().map(|v| &v.tokens));
-    reject("env_prefix", args.env_prefix.as_ref().map(|v| &v.tokens));
-    reject(
-        "attempt_timeout",
-        args.attempt_timeout.as_ref().map(|v| &v.tokens),
-    );
     reject(
         "circuit_breaker",
         args.circuit_breaker.as_ref().map(|v| &v.tokens),

@@ -160,13 +160,13 @@ mod env;
 mod error;
 mod events;
 mod gate;
+#[cfg(feature = "http")]
+mod headers;
 pub mod http;
 mod inspect;
 mod jitter;
 mod observe;
 mod policy;
-#[cfg(feature = "http")]
-mod headers;
 pub mod retry;
 pub mod retry_after;
 mod sleep;
