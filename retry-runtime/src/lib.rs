@@ -50,8 +50,10 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod backoff;
+mod breaker;
 mod call;
 mod classify;
+mod epoch;
 mod error;
 mod events;
 mod gate;
@@ -64,6 +66,7 @@ mod retry_after;
 pub mod __private;
 
 pub use backoff::Backoff;
+pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
 pub use call::{CallClock, CallState, IsResult};
 pub use classify::{Classification, Retryable};
 pub use error::PolicyError;
