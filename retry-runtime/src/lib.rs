@@ -51,6 +51,7 @@
 
 mod backoff;
 mod breaker;
+mod budget;
 mod call;
 mod classify;
 mod epoch;
@@ -67,6 +68,7 @@ pub mod __private;
 
 pub use backoff::Backoff;
 pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
+pub use budget::{BudgetStats, RetryBudget};
 pub use call::{CallClock, CallState, IsResult};
 pub use classify::{Classification, Retryable};
 pub use error::PolicyError;
