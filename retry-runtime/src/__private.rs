@@ -52,3 +52,23 @@ pub fn no_gate(_: crate::AttemptOutcome) {}
 pub fn never<T: ?Sized>(_: &T) -> bool {
     false
 }
+
+/// `circuit_breaker = <expr>`: the expansion passes `&<expr>`; deref coercion accepts a
+/// `static`, a `&CircuitBreaker`, an `Arc<CircuitBreaker>` and the like, and a wrong type is
+/// reported at the expression.
+#[inline(always)]
+pub fn breaker(b: &crate::CircuitBreaker) -> &crate::CircuitBreaker {
+    b
+}
+
+/// `budget = <expr>`, as [`breaker`].
+#[inline(always)]
+pub fn budget(b: &crate::RetryBudget) -> &crate::RetryBudget {
+    b
+}
+
+/// `throttle = <expr>`, as [`breaker`].
+#[inline(always)]
+pub fn throttle(t: &crate::AdaptiveThrottle) -> &crate::AdaptiveThrottle {
+    t
+}

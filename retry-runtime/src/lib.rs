@@ -62,6 +62,7 @@ mod jitter;
 mod observe;
 mod policy;
 mod retry_after;
+mod throttle;
 
 #[doc(hidden)]
 pub mod __private;
@@ -77,6 +78,7 @@ pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub use throttle::{AdaptiveThrottle, ThrottlePermit, ThrottleStats};
 
 #[doc(inline)]
 pub use retry_macro::retry_on_failure;
