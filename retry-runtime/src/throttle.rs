@@ -182,9 +182,10 @@ impl AdaptiveThrottle {
         self
     }
 
-    /// Starts paced at `rate` attempts per second instead of open, for a provider whose quota is
-    /// known: useful when many callers start at once, before any response can have taught the
-    /// throttle anything. Clamped like [`min_rate`](Self::min_rate).
+    /// Starts paced at `rate` attempts per second instead of open, with a full bucket of
+    /// [`burst`](Self::burst), for a provider whose quota is known: useful when many callers
+    /// start at once, before any response can have taught the throttle anything. The rate is
+    /// still adjusted by rate-limited outcomes. Clamped like [`min_rate`](Self::min_rate).
     #[must_use]
     pub const fn initial_rate(mut self, rate: f64) -> Self {
         let rate = clamp(rate, 1e-3, MAX_RATE, 1.0);
@@ -220,6 +221,8 @@ impl AdaptiveThrottle {
             if s.epoch == 0 {
                 let now = epoch::now_nanos();
                 self.enable(&mut s, rate, now);
+                // A declared quota comes with its burst: the bucket starts full.
+                s.tat = now;
             }
         }
         s
@@ -573,10 +576,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn initial_rate_paces_from_the_first_attempt() {
-        let t = AdaptiveThrottle::new().initial_rate(4.0);
-        let admitted: Vec<_> = (0..3).map(|_| admit(&t)).collect();
+        let t = AdaptiveThrottle::new()
+            .initial_rate(4.0)
+            .burst(Duration::from_millis(500));
+        let admitted: Vec<_> = (0..5).map(|_| admit(&t)).collect();
         let waits: Vec<_> = admitted.iter().map(|(w, _)| w.as_millis()).collect();
-        assert_eq!(waits, [0, 250, 500]);
+        // A full bucket of 0.5 s at 4/s lets 3 through at once, then one every 250 ms.
+        assert_eq!(waits, [0, 0, 0, 250, 500]);
     }
 
     #[test]
