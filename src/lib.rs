@@ -1,1 +1,3 @@
 //! Support code shared by this workspace's integration tests, examples and benches. Not published.
+
+pub mod drive;

@@ -45,7 +45,7 @@ fn policy(jitter: Jitter) -> RetryPolicy {
 /// One trial: (write calls, completion time in ms).
 fn trial(clients: usize, jitter: Jitter, rng: &mut Rng) -> (u64, f64) {
     let policy = policy(jitter);
-    let mut net = |rng: &mut Rng| (rng.abs_normal(10.0, 2.0) * 1e6) as u64; // ns
+    let net = |rng: &mut Rng| (rng.abs_normal(10.0, 2.0) * 1e6) as u64; // ns
     let mut queue = BinaryHeap::new();
     let mut seen = vec![0u64; clients];
     let mut calls = vec![CallState::<()>::new(); clients];

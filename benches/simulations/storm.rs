@@ -2,20 +2,17 @@
 //! a burst of 100 and answers in 20 ms; each client retries until it succeeds (1 s initial delay,
 //! factor 2, cap 10 s). Runs on tokio's paused clock.
 //!
-//! Our side is driven exactly as `#[retry_on_failure]` expands: `Gate::admit` before each
+//! Our side is driven exactly as `#[retry_on_failure]` expands (`retry_workspace::drive`): `Gate::admit` before each
 //! attempt (sleeping a `Wait`), the attempt, `CallState::step` with the gate's `settle` and the
 //! observer, `__private::sleep` between attempts. The baselines are backon and tokio-retry2 with
 //! the same schedule.
 
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_runtime::__private::{self, CallState};
 use retry_runtime::{
-    AdaptiveThrottle, Admission, CircuitOpen, Gate, GiveUpReason, Jitter, Observer, RetryBudget,
-    RetryPolicy, Retryable,
+    AdaptiveThrottle, CircuitOpen, Gate, Jitter, Observer, RetryBudget, RetryPolicy, Retryable,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -85,42 +82,13 @@ impl Provider {
 }
 
 /// One call, exactly as the attribute drives it, with `gate` and `observer`.
-pub async fn ours<G: Gate, O: Observer<ProviderError>>(
+async fn ours<G: Gate, O: Observer<ProviderError>>(
     policy: &RetryPolicy,
     gate: G,
     observer: O,
     provider: &Provider,
 ) -> Result<(), ProviderError> {
-    let mut call = CallState::<()>::new();
-    loop {
-        let permit = match gate.admit() {
-            Admission::Proceed(p) => p,
-            Admission::Wait(d, p) => {
-                __private::sleep(d).await;
-                p
-            }
-            Admission::Reject(open) => {
-                return call.reject::<Result<(), ProviderError>, _>(
-                    open.into(),
-                    GiveUpReason::CircuitOpen,
-                    &observer,
-                )
-            }
-        };
-        let result = provider.call().await;
-        match call.step(
-            policy,
-            "storm",
-            result,
-            |e: &ProviderError| e.classification(),
-            __private::never,
-            |outcome| gate.settle(permit, outcome),
-            &observer,
-        ) {
-            ControlFlow::Break(r) => return r,
-            ControlFlow::Continue(d) => __private::sleep(d).await,
-        }
-    }
+    retry_workspace::drive::retry_call(policy, gate, observer, || provider.call()).await
 }
 
 /// What is compared.
