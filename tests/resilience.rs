@@ -350,7 +350,7 @@ async fn cancelled_mid_attempt_a_probe_frees_its_slot() {
     );
     tokio::time::advance(breaker.cool_down_period() + Duration::from_millis(1)).await;
     // The probe's attempt never finishes; the caller gives up on it after a second.
-    let hung = retry_call(&policy, &breaker, (), || pending::<Result<(), Error>>());
+    let hung = retry_call(&policy, &breaker, (), pending::<Result<(), Error>>);
     assert!(tokio::time::timeout(Duration::from_secs(1), hung)
         .await
         .is_err());
@@ -374,7 +374,7 @@ async fn cancelled_mid_attempt_a_closed_breaker_counts_nothing() {
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
     let fail = || async { Err::<(), _>(Error::Unavailable) };
     let _ = retry_call(&policy, &breaker, (), fail).await;
-    let hung = retry_call(&policy, &breaker, (), || pending::<Result<(), Error>>());
+    let hung = retry_call(&policy, &breaker, (), pending::<Result<(), Error>>);
     assert!(tokio::time::timeout(Duration::from_secs(1), hung)
         .await
         .is_err());
@@ -430,7 +430,7 @@ async fn cancelled_while_paced_a_caller_gives_its_slot_back() {
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     // Cancelled mid-attempt, after its slot: no refund and no rate change.
     let rate = throttle.rate();
-    let hung = retry_call(&policy, &throttle, (), || pending::<Result<(), Error>>());
+    let hung = retry_call(&policy, &throttle, (), pending::<Result<(), Error>>);
     assert!(tokio::time::timeout(Duration::from_secs(5), hung)
         .await
         .is_err());

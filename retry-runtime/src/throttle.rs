@@ -203,6 +203,21 @@ impl AdaptiveThrottle {
         }
     }
 
+    /// Admits one attempt: how long to wait for its slot (`None` when it may go now) and the
+    /// permit to [`settle`](Gate::settle) with its outcome. The same as [`Gate::admit`], which
+    /// for a throttle never rejects; for code that holds an `AdaptiveThrottle` and no other gate.
+    pub fn acquire(&self) -> (Option<Duration>, ThrottlePermit<'_>) {
+        let (wait, epoch, slot, interval) = self.admit_inner();
+        let permit = ThrottlePermit {
+            throttle: self,
+            epoch,
+            slot,
+            interval,
+            settled: false,
+        };
+        (wait, permit)
+    }
+
     /// The counters since creation.
     pub fn stats(&self) -> ThrottleStats {
         ThrottleStats {
@@ -437,17 +452,9 @@ impl<'a> Gate for &'a AdaptiveThrottle {
     type Permit = ThrottlePermit<'a>;
 
     fn admit(&self) -> Admission<ThrottlePermit<'a>> {
-        let (wait, epoch, slot, interval) = self.admit_inner();
-        let permit = ThrottlePermit {
-            throttle: self,
-            epoch,
-            slot,
-            interval,
-            settled: false,
-        };
-        match wait {
-            Some(d) => Admission::Wait(d, permit),
-            None => Admission::Proceed(permit),
+        match self.acquire() {
+            (Some(d), permit) => Admission::Wait(d, permit),
+            (None, permit) => Admission::Proceed(permit),
         }
     }
 
