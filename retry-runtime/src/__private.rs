@@ -67,7 +67,7 @@ pub fn config<P: AsPolicy + ?Sized>(source: &P) -> &RetryPolicy {
 /// What `config = <expr>` accepts.
 #[diagnostic::on_unimplemented(
     message = "`config = ..` needs a `RetryPolicy`, found `{Self}`",
-    label = "expected a `RetryPolicy`, `&RetryPolicy`, `Arc<RetryPolicy>` or `EnvPolicy`",
+    label = "expected a `RetryPolicy`, `&RetryPolicy`, `Arc<RetryPolicy>`, `LazyLock<RetryPolicy>` or `EnvPolicy`",
     note = "build one with `RetryPolicy::builder()`, `RetryPolicy::from_env(..)` or `EnvPolicy::new(..)`"
 )]
 pub trait AsPolicy {
@@ -107,6 +107,22 @@ impl<P: AsPolicy + ?Sized> AsPolicy for Box<P> {
     #[inline(always)]
     fn as_policy(&self) -> &RetryPolicy {
         (**self).as_policy()
+    }
+}
+
+impl<P: AsPolicy + ?Sized> AsPolicy for std::rc::Rc<P> {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        (**self).as_policy()
+    }
+}
+
+/// `static POLICY: LazyLock<RetryPolicy> = LazyLock::new(|| ..)`, the usual way to build a shared
+/// policy once.
+impl<P: AsPolicy, F: FnOnce() -> P> AsPolicy for std::sync::LazyLock<P, F> {
+    #[inline(always)]
+    fn as_policy(&self) -> &RetryPolicy {
+        std::sync::LazyLock::force(self).as_policy()
     }
 }
 
@@ -157,4 +173,24 @@ pub fn decide(
         }
         (false, None) => class(),
     }
+}
+
+/// `circuit_breaker = <expr>`: the expansion passes `&<expr>`; deref coercion accepts a
+/// `static`, a `&CircuitBreaker`, an `Arc<CircuitBreaker>` and the like, and a wrong type is
+/// reported at the expression.
+#[inline(always)]
+pub fn breaker(b: &crate::CircuitBreaker) -> &crate::CircuitBreaker {
+    b
+}
+
+/// `budget = <expr>`, as [`breaker`].
+#[inline(always)]
+pub fn budget(b: &crate::RetryBudget) -> &crate::RetryBudget {
+    b
+}
+
+/// `throttle = <expr>`, as [`breaker`].
+#[inline(always)]
+pub fn throttle(t: &crate::AdaptiveThrottle) -> &crate::AdaptiveThrottle {
+    t
 }

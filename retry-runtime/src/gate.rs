@@ -55,6 +55,18 @@ impl<G: Gate + ?Sized> Gate for &G {
     }
 }
 
+/// No gate: every attempt proceeds at once. Lets an expansion build `(breaker, throttle)` with
+/// `()` for a mechanism that is not configured; it compiles to nothing.
+impl Gate for () {
+    type Permit = ();
+    #[inline(always)]
+    fn admit(&self) -> Admission<()> {
+        Admission::Proceed(())
+    }
+    #[inline(always)]
+    fn settle(&self, (): (), _: AttemptOutcome) {}
+}
+
 impl<A: Gate, B: Gate> Gate for (A, B) {
     type Permit = (A::Permit, B::Permit);
 

@@ -154,9 +154,12 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod backoff;
+mod breaker;
+mod budget;
 mod call;
 mod classify;
 mod env;
+mod epoch;
 mod error;
 mod events;
 mod gate;
@@ -172,12 +175,15 @@ pub mod retry_after;
 mod sleep;
 pub mod testing;
 mod timeout;
+mod throttle;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use backoff::Backoff;
 pub use call::{CallClock, CallState, DynCallState, IsResult};
+pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
+pub use budget::{BudgetStats, RetryBudget};
 pub use classify::{Classification, Retryable};
 pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
@@ -189,6 +195,7 @@ pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
 pub use retry::{Retry, RetryFuture};
 pub use timeout::{AttemptTimedOut, FromAttemptTimeout};
+pub use throttle::{AdaptiveThrottle, ThrottlePermit, ThrottleStats};
 
 #[doc(inline)]
 pub use retry_macro::retry_on_failure;

@@ -1,0 +1,468 @@
+//! The shared mechanisms under load and under cancellation: `CircuitBreaker`, `RetryBudget` and
+//! `AdaptiveThrottle` shared by many concurrent calls, driven as `#[retry_on_failure]` expands
+//! (`retry_workspace::drive::retry_call`).
+
+use std::future::pending;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use retry_runtime::{
+    AdaptiveThrottle, Admission, AttemptOutcome, CircuitBreaker, CircuitOpen, CircuitState,
+    Classification, Gate, GiveUpReason, Observer, RetryBudget, RetryEvent, RetryPolicy, Retryable,
+};
+use retry_workspace::drive::retry_call;
+
+#[derive(Debug, PartialEq)]
+enum Error {
+    Unavailable,
+    RateLimited,
+    BadKey,
+    Open,
+}
+
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable | Error::RateLimited)
+    }
+    fn is_rate_limited(&self) -> bool {
+        *self == Error::RateLimited
+    }
+}
+
+impl From<CircuitOpen> for Error {
+    fn from(_: CircuitOpen) -> Self {
+        Error::Open
+    }
+}
+
+const RETRYABLE: AttemptOutcome = AttemptOutcome::Failure(Classification::retry());
+
+/// Counts why calls gave up, and the retries they were allowed.
+#[derive(Default)]
+struct Tally {
+    retries: AtomicU64,
+    budget_empty: AtomicU64,
+    circuit_open: AtomicU64,
+    other: AtomicU64,
+}
+
+impl<E> Observer<E> for Tally {
+    fn on_retry(&self, _: &E, _: &RetryEvent) -> Result<(), GiveUpReason> {
+        Ok(())
+    }
+    fn on_give_up(&self, _: &E, reason: GiveUpReason, _: u32) {
+        match reason {
+            GiveUpReason::BudgetEmpty => &self.budget_empty,
+            GiveUpReason::CircuitOpen => &self.circuit_open,
+            _ => &self.other,
+        }
+        .fetch_add(1, Relaxed);
+    }
+}
+
+/// Counts the retries the budget allowed (it runs after the budget in the observer tuple).
+struct AllowedRetries<'a>(&'a Tally);
+
+impl<E> Observer<E> for AllowedRetries<'_> {
+    fn on_retry(&self, _: &E, _: &RetryEvent) -> Result<(), GiveUpReason> {
+        self.0.retries.fetch_add(1, Relaxed);
+        Ok(())
+    }
+}
+
+/// A deterministic verdict per (caller, attempt): 60% success, 25% unavailable, 10% rate
+/// limited, 5% bad key.
+fn verdict(caller: u64, attempt: u64) -> Result<(), Error> {
+    let mut z = caller
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(attempt.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z ^= z >> 31;
+    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 29;
+    match z % 100 {
+        0..60 => Ok(()),
+        60..85 => Err(Error::Unavailable),
+        85..95 => Err(Error::RateLimited),
+        _ => Err(Error::BadKey),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_callers_share_a_breaker_a_budget_and_a_throttle() {
+    const CALLERS: u64 = 10_000;
+    static BREAKER: CircuitBreaker = CircuitBreaker::new("stress")
+        .failure_threshold(5)
+        .cool_down(Duration::from_millis(2))
+        .probes(3);
+    static BUDGET: RetryBudget = RetryBudget::new().max_tokens(500).deposit(0.2);
+    // A high floor keeps the real-time pacing short while still exercising the schedule.
+    static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new()
+        .min_rate(200_000.0)
+        .burst(Duration::from_micros(100));
+    static TALLY: Tally = Tally {
+        retries: AtomicU64::new(0),
+        budget_empty: AtomicU64::new(0),
+        circuit_open: AtomicU64::new(0),
+        other: AtomicU64::new(0),
+    };
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
+
+    let policy = RetryPolicy::builder()
+        .max_attempts(4)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(3))
+        .build()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        tasks.spawn(async move {
+            let mut attempt = 0;
+            retry_call(
+                &policy,
+                (&BREAKER, &THROTTLE),
+                (&TALLY, &BUDGET, AllowedRetries(&TALLY)),
+                || {
+                    attempt += 1;
+                    let result = verdict(caller, attempt);
+                    async move {
+                        ATTEMPTS.fetch_add(1, Relaxed);
+                        if result == Err(Error::RateLimited) {
+                            RATE_LIMITED.fetch_add(1, Relaxed);
+                        }
+                        tokio::task::yield_now().await;
+                        result
+                    }
+                },
+            )
+            .await
+        });
+    }
+    let (mut ok, mut open, mut failed) = (0u64, 0u64, 0u64);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => ok += 1,
+            Err(Error::Open) => open += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    let attempts = ATTEMPTS.load(Relaxed);
+    let breaker = BREAKER.stats();
+    let budget = BUDGET.stats();
+    let throttle = THROTTLE.stats();
+    let retries = TALLY.retries.load(Relaxed);
+
+    assert_eq!(ok + open + failed, CALLERS);
+    // Every admission is a first attempt or an allowed retry, and is admitted or rejected.
+    assert_eq!(breaker.admitted + breaker.rejected, CALLERS + retries);
+    assert_eq!(breaker.admitted, attempts);
+    assert_eq!(breaker.rejected, open);
+    assert_eq!(TALLY.circuit_open.load(Relaxed), open);
+    // The throttle sees exactly the attempts the breaker let through, and every 429.
+    assert_eq!(throttle.admitted, attempts);
+    assert_eq!(throttle.rate_limited, RATE_LIMITED.load(Relaxed));
+    assert!(
+        throttle.paced > 0 && throttle.paced <= throttle.admitted,
+        "{throttle:?}"
+    );
+    // The budget: every retry spent a token, every veto ended a call, every success deposited.
+    assert_eq!(budget.retries_allowed, retries);
+    assert_eq!(budget.retries_denied, TALLY.budget_empty.load(Relaxed));
+    assert_eq!(budget.successes, ok);
+    assert_eq!(
+        budget.balance,
+        budget.initial + budget.earned - budget.retries_allowed * 1_000_000
+    );
+    // The breaker was exercised, and no probe slot leaked.
+    assert!(breaker.opened > 0, "{breaker:?}");
+    assert!(breaker.rejected > 0);
+    if let CircuitState::HalfOpen {
+        probes_admitted,
+        probes_succeeded,
+    } = BREAKER.state()
+    {
+        assert_eq!(probes_admitted, probes_succeeded, "a probe permit leaked");
+    }
+}
+
+#[test]
+fn exactly_one_opening_however_many_failures_race() {
+    const THREADS: usize = 16;
+    const PER_THREAD: usize = 625; // 10,000 in all
+    let breaker = CircuitBreaker::new("race").failure_threshold(100);
+    let permits: Vec<Vec<_>> = (0..THREADS)
+        .map(|_| {
+            (0..PER_THREAD)
+                .map(|_| match (&breaker).admit() {
+                    Admission::Proceed(p) => p,
+                    _ => unreachable!("closed"),
+                })
+                .collect()
+        })
+        .collect();
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        for batch in permits {
+            let (breaker, barrier) = (&breaker, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for p in batch {
+                    breaker.settle(p, RETRYABLE);
+                }
+            });
+        }
+    });
+    // The 100th failure opened it; the 9,900 others belong to the closed generation and are
+    // ignored rather than re-opening or extending the cool-down.
+    assert_eq!(breaker.stats().opened, 1);
+    assert!(matches!(breaker.state(), CircuitState::Open { .. }));
+}
+
+#[test]
+fn half_open_admits_exactly_the_configured_probes() {
+    const THREADS: usize = 16;
+    const PER_THREAD: usize = 625;
+    let breaker = CircuitBreaker::new("probes")
+        .failure_threshold(1)
+        .cool_down(Duration::from_millis(1))
+        .probes(7);
+    if let Admission::Proceed(p) = (&breaker).admit() {
+        (&breaker).settle(p, RETRYABLE);
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let probes = AtomicU64::new(0);
+    let rejected = AtomicU64::new(0);
+    let barrier = Barrier::new(THREADS);
+    let held = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (breaker, barrier, probes, rejected) = (&breaker, &barrier, &probes, &rejected);
+                s.spawn(move || {
+                    barrier.wait();
+                    // Held until every thread is done: a dropped probe frees its slot.
+                    let mut held = Vec::new();
+                    for _ in 0..PER_THREAD {
+                        match breaker.admit() {
+                            Admission::Proceed(p) => {
+                                assert!(p.is_probe());
+                                probes.fetch_add(1, Relaxed);
+                                held.push(p);
+                            }
+                            Admission::Reject(_) => {
+                                rejected.fetch_add(1, Relaxed);
+                            }
+                            Admission::Wait(..) => unreachable!(),
+                        }
+                    }
+                    held
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(probes.load(Relaxed), 7);
+    assert_eq!(rejected.load(Relaxed), 10_000 - 7);
+    // Dropped unsettled (cancelled), the probes free every slot.
+    drop(held);
+    assert_eq!(
+        breaker.state(),
+        CircuitState::HalfOpen {
+            probes_admitted: 0,
+            probes_succeeded: 0
+        }
+    );
+}
+
+#[test]
+fn budget_balance_is_exact_under_contention() {
+    let budget = RetryBudget::new().max_tokens(50).deposit(0.3);
+    let barrier = Barrier::new(16);
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let (budget, barrier) = (&budget, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..5_000 {
+                    if (i + t) % 3 == 0 {
+                        budget.deposit_success();
+                    } else {
+                        budget.try_withdraw();
+                    }
+                }
+            });
+        }
+    });
+    let s = budget.stats();
+    assert_eq!(s.retries_allowed + s.retries_denied + s.successes, 80_000);
+    assert_eq!(
+        s.balance,
+        s.initial + s.earned - s.retries_allowed * 1_000_000
+    );
+    assert!(s.balance <= 50_000_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_returns_at_once_without_calling_the_provider() {
+    let breaker = CircuitBreaker::new("provider").failure_threshold(3);
+    let policy = RetryPolicy::builder().max_attempts(10).build().unwrap();
+    let calls = AtomicU64::new(0);
+    let provider = || async {
+        calls.fetch_add(1, Relaxed);
+        Err::<(), _>(Error::Unavailable)
+    };
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        retry_call(&policy, &breaker, (), provider).await,
+        Err(Error::Open)
+    );
+    assert_eq!(calls.load(Relaxed), 3, "the third failure opened it");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        retry_call(&policy, &breaker, (), provider).await,
+        Err(Error::Open)
+    );
+    assert_eq!(calls.load(Relaxed), 3);
+    assert_eq!(started.elapsed(), elapsed, "rejected without sleeping");
+    // A bad key is not the provider's fault: it never trips the breaker.
+    let fresh = CircuitBreaker::new("keys").failure_threshold(1);
+    for _ in 0..5 {
+        let bad_key = || async { Err::<(), _>(Error::BadKey) };
+        assert_eq!(
+            retry_call(&policy, &fresh, (), bad_key).await,
+            Err(Error::BadKey)
+        );
+    }
+    assert!(fresh.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_mid_attempt_a_probe_frees_its_slot() {
+    let breaker = CircuitBreaker::new("cancel").failure_threshold(1);
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let fail = || async { Err::<(), _>(Error::Unavailable) };
+    assert_eq!(
+        retry_call(&policy, &breaker, (), fail).await,
+        Err(Error::Unavailable)
+    );
+    tokio::time::advance(breaker.cool_down_period() + Duration::from_millis(1)).await;
+    // The probe's attempt never finishes; the caller gives up on it after a second.
+    let hung = retry_call(&policy, &breaker, (), pending::<Result<(), Error>>);
+    assert!(tokio::time::timeout(Duration::from_secs(1), hung)
+        .await
+        .is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::HalfOpen {
+            probes_admitted: 0,
+            probes_succeeded: 0
+        }
+    );
+    // The next caller probes, succeeds and closes the breaker.
+    let ok = || async { Ok::<_, Error>(()) };
+    assert_eq!(retry_call(&policy, &breaker, (), ok).await, Ok(()));
+    assert!(breaker.is_closed());
+    assert_eq!(breaker.stats().probes, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_mid_attempt_a_closed_breaker_counts_nothing() {
+    let breaker = CircuitBreaker::new("cancel").failure_threshold(2);
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let fail = || async { Err::<(), _>(Error::Unavailable) };
+    let _ = retry_call(&policy, &breaker, (), fail).await;
+    let hung = retry_call(&policy, &breaker, (), pending::<Result<(), Error>>);
+    assert!(tokio::time::timeout(Duration::from_secs(1), hung)
+        .await
+        .is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed {
+            consecutive_failures: 1
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_during_the_backoff_sleep_the_token_stays_spent() {
+    let budget = RetryBudget::new().max_tokens(5);
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .initial_delay(Duration::from_secs(1))
+        .jitter(retry_runtime::Jitter::None)
+        .build()
+        .unwrap();
+    let attempts = AtomicU64::new(0);
+    let call = retry_call(&policy, (), &budget, || async {
+        attempts.fetch_add(1, Relaxed);
+        Err::<(), _>(Error::Unavailable)
+    });
+    // The first attempt fails at once; the call sleeps 1 s before the retry and is dropped.
+    assert!(tokio::time::timeout(Duration::from_millis(500), call)
+        .await
+        .is_err());
+    assert_eq!(attempts.load(Relaxed), 1);
+    let s = budget.stats();
+    assert_eq!((s.retries_allowed, s.successes, s.earned), (1, 0, 0));
+    assert_eq!(budget.tokens(), 4.0, "spent, not refunded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_while_paced_a_caller_gives_its_slot_back() {
+    let throttle = AdaptiveThrottle::new()
+        .initial_rate(1.0)
+        .burst(Duration::ZERO);
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let ok = || async { Ok::<_, Error>(()) };
+    let start = tokio::time::Instant::now();
+    assert_eq!(retry_call(&policy, &throttle, (), ok).await, Ok(()));
+    // The next slot is 1 s away; this caller gives up after half of it.
+    let paced = retry_call(&policy, &throttle, (), ok);
+    assert!(tokio::time::timeout(Duration::from_millis(500), paced)
+        .await
+        .is_err());
+    assert_eq!(throttle.stats().refunded, 1);
+    // The slot it held is the next caller's, not one after it.
+    assert_eq!(retry_call(&policy, &throttle, (), ok).await, Ok(()));
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    // Cancelled mid-attempt, after its slot: no refund and no rate change.
+    let rate = throttle.rate();
+    let hung = retry_call(&policy, &throttle, (), pending::<Result<(), Error>>);
+    assert!(tokio::time::timeout(Duration::from_secs(5), hung)
+        .await
+        .is_err());
+    assert_eq!(throttle.stats().refunded, 1);
+    assert_eq!(throttle.rate(), rate);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_throttle_spreads_a_burst_of_callers() {
+    let throttle = Arc::new(
+        AdaptiveThrottle::new()
+            .initial_rate(10.0)
+            .burst(Duration::ZERO),
+    );
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let throttle = throttle.clone();
+        tasks.spawn(async move {
+            let at = std::sync::Mutex::new(Duration::ZERO);
+            retry_call(&policy, &*throttle, (), || async {
+                *at.lock().unwrap() = start.elapsed();
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+            at.into_inner().unwrap()
+        });
+    }
+    let mut at: Vec<Duration> = tasks.join_all().await;
+    at.sort();
+    let want: Vec<Duration> = (0..20).map(|i| Duration::from_millis(100 * i)).collect();
+    assert_eq!(at, want);
+}
