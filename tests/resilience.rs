@@ -466,3 +466,209 @@ async fn the_throttle_spreads_a_burst_of_callers() {
     let want: Vec<Duration> = (0..20).map(|i| Duration::from_millis(100 * i)).collect();
     assert_eq!(at, want);
 }
+
+// ---- The attribute's keys: circuit_breaker, budget and throttle as a user writes them. ----
+
+mod attribute {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::time::Duration;
+
+    use retry_runtime::{
+        retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitOpen, CircuitState, RetryBudget,
+        Retryable,
+    };
+    use tokio::time::Instant;
+
+    #[derive(Debug, PartialEq, thiserror::Error)]
+    enum ProviderError {
+        #[error("unavailable")]
+        Unavailable,
+        #[error("rate limited")]
+        #[allow(dead_code)] // answered by `Provider::answer` when scripted
+        RateLimited,
+        #[error("bad key")]
+        BadKey,
+        #[error(transparent)]
+        Open(#[from] CircuitOpen),
+    }
+
+    impl Retryable for ProviderError {
+        fn is_retryable(&self) -> bool {
+            matches!(
+                self,
+                ProviderError::Unavailable | ProviderError::RateLimited
+            )
+        }
+        fn is_rate_limited(&self) -> bool {
+            matches!(self, ProviderError::RateLimited)
+        }
+    }
+
+    struct Provider {
+        calls: AtomicU32,
+        reply: std::sync::Mutex<Result<u32, ProviderError>>,
+    }
+
+    impl Provider {
+        fn new() -> Self {
+            Provider {
+                calls: AtomicU32::new(0),
+                reply: std::sync::Mutex::new(Err(ProviderError::Unavailable)),
+            }
+        }
+        fn set(&self, reply: Result<u32, ProviderError>) {
+            *self.reply.lock().unwrap() = reply;
+        }
+        fn answer(&self) -> Result<u32, ProviderError> {
+            self.calls.fetch_add(1, SeqCst);
+            match &*self.reply.lock().unwrap() {
+                Ok(v) => Ok(*v),
+                Err(ProviderError::Unavailable) => Err(ProviderError::Unavailable),
+                Err(ProviderError::RateLimited) => Err(ProviderError::RateLimited),
+                Err(_) => Err(ProviderError::BadKey),
+            }
+        }
+        fn calls(&self) -> u32 {
+            self.calls.load(SeqCst)
+        }
+    }
+
+    static OPENAI: CircuitBreaker = CircuitBreaker::new("openai")
+        .failure_threshold(3)
+        .cool_down(Duration::from_secs(30))
+        .probes(1);
+
+    #[retry_on_failure(max_attempts = 2, initial_delay = 1, jitter = "none", circuit_breaker = OPENAI)]
+    async fn complete(p: &Provider) -> Result<u32, ProviderError> {
+        p.answer()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_rejects_without_calling_then_probes_and_closes() {
+        let p = Provider::new();
+        // Not retryable: a bad key neither trips nor resets the breaker.
+        p.set(Err(ProviderError::BadKey));
+        for _ in 0..5 {
+            assert_eq!(complete(&p).await, Err(ProviderError::BadKey));
+        }
+        assert!(OPENAI.is_closed(), "{:?}", OPENAI.state());
+
+        // Three consecutive retryable failures (two calls of two attempts; the third failure, on
+        // the second call's second attempt... then the next attempt is turned away).
+        p.set(Err(ProviderError::Unavailable));
+        let before = p.calls();
+        assert_eq!(complete(&p).await, Err(ProviderError::Unavailable));
+        let second = complete(&p).await;
+        assert_eq!(
+            p.calls() - before,
+            3,
+            "the 4th attempt never reached the provider"
+        );
+        assert!(matches!(second, Err(ProviderError::Open(_))), "{second:?}");
+        assert!(matches!(OPENAI.state(), CircuitState::Open { .. }));
+
+        // While open: at once, without touching the provider.
+        let start = Instant::now();
+        let calls = p.calls();
+        let err = complete(&p).await.unwrap_err();
+        match err {
+            ProviderError::Open(open) => {
+                assert_eq!(open.name, "openai");
+                assert!(open.retry_in <= Duration::from_secs(30));
+            }
+            other => panic!("expected CircuitOpen, got {other:?}"),
+        }
+        assert_eq!((p.calls(), start.elapsed()), (calls, Duration::ZERO));
+
+        // After the cool-down one probe goes through; its success closes the breaker.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        p.set(Ok(7));
+        assert_eq!(complete(&p).await, Ok(7));
+        assert!(OPENAI.is_closed(), "{:?}", OPENAI.state());
+    }
+
+    static BUDGET: RetryBudget = RetryBudget::new().max_tokens(2).deposit(0.5);
+
+    #[retry_on_failure(max_attempts = 5, initial_delay = 0.1, jitter = "none", budget = BUDGET)]
+    async fn budgeted(p: &Provider) -> Result<u32, ProviderError> {
+        p.answer()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_budget_returns_the_failure_instead_of_retrying() {
+        let p = Provider::new();
+        // Two tokens: the first call makes 1 attempt + 2 retries, then the budget is empty.
+        assert_eq!(budgeted(&p).await, Err(ProviderError::Unavailable));
+        assert_eq!(p.calls(), 3);
+        // Empty: no retry at all.
+        assert_eq!(budgeted(&p).await, Err(ProviderError::Unavailable));
+        assert_eq!(p.calls(), 4);
+        // Two successes earn a token back (0.5 each): one retry is allowed again.
+        p.set(Ok(1));
+        budgeted(&p).await.unwrap();
+        budgeted(&p).await.unwrap();
+        p.set(Err(ProviderError::Unavailable));
+        let before = p.calls();
+        budgeted(&p).await.unwrap_err();
+        assert_eq!(p.calls() - before, 2);
+    }
+
+    static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new().initial_rate(10.0);
+
+    #[retry_on_failure(max_attempts = 1, throttle = THROTTLE)]
+    async fn paced(
+        p: &Provider,
+        at: &std::sync::Mutex<Vec<Duration>>,
+        start: Instant,
+    ) -> Result<u32, ProviderError> {
+        at.lock().unwrap().push(start.elapsed());
+        p.answer()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_paces_every_caller_that_shares_it() {
+        let p = Provider::new();
+        p.set(Ok(1));
+        let at = std::sync::Mutex::new(Vec::new());
+        let start = Instant::now();
+        let calls = (0..20).map(|_| paced(&p, &at, start));
+        let results = futures_join_all(calls).await;
+        assert!(results.iter().all(Result::is_ok));
+        let mut at = at.into_inner().unwrap();
+        at.sort();
+        // 10 per second with a one-second burst: the first 10 go at once, the next 10 every 100 ms.
+        assert!(at[..10].iter().all(|t| *t == Duration::ZERO), "{at:?}");
+        let paced: Vec<Duration> = at[10..].to_vec();
+        let expected: Vec<Duration> = (0..10).map(|i| Duration::from_millis(i * 100)).collect();
+        assert_eq!(paced, expected);
+    }
+
+    /// Polls every future to completion on the current task.
+    async fn futures_join_all<F: std::future::Future>(
+        futures: impl IntoIterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut set = Vec::new();
+        for f in futures {
+            set.push(Box::pin(f));
+        }
+        let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (f, slot) in set.iter_mut().zip(out.iter_mut()) {
+                if slot.is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => *slot = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().map(Option::unwrap).collect()
+    }
+}

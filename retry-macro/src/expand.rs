@@ -160,6 +160,17 @@ fn retry_loop(
         None => quote!(#rt::__private::never),
     };
     let sleep = flavor.sleep(delay);
+    let observer = Ident::new("__retry_observer", Span::mixed_site());
+    let (observer_decl, observer_start) = observers(config, &observer, &anchor);
+    let gate = gate(config, flavor, call, &observer, &anchor);
+    let (gate_decl, admit, settle) = match &gate {
+        Some(g) => (&g.decl, &g.admit, &g.settle),
+        None => (
+            &TokenStream::new(),
+            &TokenStream::new(),
+            &quote!(#rt::__private::no_gate),
+        ),
+    };
     // Errors about the return type (not a `Result`) point at the return type.
     let step = quote_spanned! {ret.span()=>
         #call.step(
@@ -168,8 +179,8 @@ fn retry_loop(
             #result,
             #classify,
             #retry_ok,
-            #rt::__private::no_gate,
-            &(),
+            #settle,
+            &#observer,
         )
     };
     let finish = match &config.fallback {
@@ -180,9 +191,13 @@ fn retry_loop(
     quote! {
         {
             #policy_decl
+            #gate_decl
+            #observer_decl
+            #observer_start
             let mut #call = #new_call;
             #[allow(clippy::never_loop, clippy::redundant_closure_call)]
             let #out: #anchor = #loop_token {
+                #admit
                 let #result: #anchor = #attempt;
                 match #step {
                     ::core::ops::ControlFlow::Break(#done) => break #done,
@@ -192,6 +207,111 @@ fn retry_loop(
             #finish
         }
     }
+}
+
+/// What a fn with a breaker or a throttle runs around each attempt.
+struct GateCode {
+    /// `let __retry_gate = ..;`, once per call.
+    decl: TokenStream,
+    /// Binds `__retry_permit` before each attempt, after any pacing sleep; ends the call if the
+    /// breaker is open.
+    admit: TokenStream,
+    /// The `settle` closure handed to `step`.
+    settle: TokenStream,
+}
+
+// Output, with `circuit_breaker = B` (and `throttle = T`):
+//     let __retry_gate = breaker(&B);                  // or (breaker(&B), throttle(&T))
+//     // before each attempt:
+//     let __retry_permit = match Gate::admit(&__retry_gate) {
+//         Admission::Proceed(p) => p,
+//         Admission::Wait(d, p) => { sleep(d).await; p }
+//         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
+//     };
+//     // settle: |outcome| Gate::settle(&__retry_gate, __retry_permit, outcome)
+// With only `throttle = T`, which never rejects:
+//     let __retry_gate = throttle(&T);
+//     let (wait, __retry_permit) = pace(__retry_gate); if let Some(d) = wait { sleep(d).await }
+fn gate(
+    config: &Config,
+    flavor: Flavor,
+    call: &Ident,
+    observer: &Ident,
+    anchor: &Type,
+) -> Option<GateCode> {
+    let rt = quote!(::retry_runtime);
+    let gate = Ident::new("__retry_gate", Span::mixed_site());
+    let permit = Ident::new("__retry_permit", Span::mixed_site());
+    let wait = Ident::new("__retry_wait", Span::mixed_site());
+    let open = Ident::new("__retry_open", Span::mixed_site());
+    let outcome = Ident::new("__retry_outcome", Span::mixed_site());
+    let breaker = config
+        .circuit_breaker
+        .as_ref()
+        .map(|b| quote_spanned!(b.span()=> #rt::__private::breaker(&#b)));
+    let throttle = config
+        .throttle
+        .as_ref()
+        .map(|t| quote_spanned!(t.span()=> #rt::__private::throttle(&#t)));
+    let sleep = flavor.sleep(&wait);
+    let admit = match (&breaker, &config.circuit_breaker) {
+        (Some(_), Some(b)) => {
+            let rejected =
+                quote_spanned!(b.span()=> #rt::__private::circuit_open::<#anchor>(#open));
+            quote! {
+                let #permit = match #rt::Gate::admit(&#gate) {
+                    #rt::Admission::Proceed(#permit) => #permit,
+                    #rt::Admission::Wait(#wait, #permit) => {
+                        #sleep;
+                        #permit
+                    }
+                    #rt::Admission::Reject(#open) => {
+                        break #call.reject::<#anchor, _>(
+                            #rejected,
+                            #rt::GiveUpReason::CircuitOpen,
+                            &#observer,
+                        )
+                    }
+                };
+            }
+        }
+        _ => quote! {
+            let (#wait, #permit) = #rt::__private::pace(#gate);
+            if let ::core::option::Option::Some(#wait) = #wait {
+                #sleep;
+            }
+        },
+    };
+    let decl = match (breaker, throttle) {
+        (None, None) => return None,
+        (Some(b), None) => quote!(let #gate = #b;),
+        (None, Some(t)) => quote!(let #gate = #t;),
+        (Some(b), Some(t)) => quote!(let #gate = (#b, #t);),
+    };
+    Some(GateCode {
+        decl,
+        admit,
+        settle: quote!(|#outcome| #rt::Gate::settle(&#gate, #permit, #outcome)),
+    })
+}
+
+// Output: the observers every call reports to, as one tuple, and the call-start notification:
+//     let __retry_observer = (<stats>, <hooks>, budget(&B));    // the budget last: nothing
+//     start::<R, _>(&__retry_observer);                          // vetoes after it spent a token
+// or `let __retry_observer = ();` and nothing.
+fn observers(config: &Config, observer: &Ident, anchor: &Type) -> (TokenStream, TokenStream) {
+    let rt = quote!(::retry_runtime);
+    let mut parts: Vec<TokenStream> = Vec::new();
+    if let Some(b) = &config.budget {
+        parts.push(quote_spanned!(b.span()=> #rt::__private::budget(&#b)));
+    }
+    if parts.is_empty() {
+        return (quote!(let #observer = ();), TokenStream::new());
+    }
+    (
+        quote!(let #observer = (#(#parts,)*);),
+        quote!(#rt::__private::start::<#anchor, _>(&#observer);),
+    )
 }
 
 // Input:

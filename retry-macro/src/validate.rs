@@ -495,12 +495,6 @@ fn not_yet_supported(args: &Args) -> syn::Result<()> {
             ));
         }
     };
-    reject(
-        "circuit_breaker",
-        args.circuit_breaker.as_ref().map(|v| &v.tokens),
-    );
-    reject("budget", args.budget.as_ref().map(|v| &v.tokens));
-    reject("throttle", args.throttle.as_ref().map(|v| &v.tokens));
     reject("stats", args.stats.as_ref().map(|v| &v.tokens));
     reject("on_retry", args.on_retry.as_ref().map(|v| &v.tokens));
     reject("on_give_up", args.on_give_up.as_ref().map(|v| &v.tokens));

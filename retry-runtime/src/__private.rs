@@ -126,6 +126,13 @@ impl<P: AsPolicy, F: FnOnce() -> P> AsPolicy for std::sync::LazyLock<P, F> {
     }
 }
 
+/// Tells the observers a call is starting; `R` names the fn's result type so that the observers'
+/// error type is known.
+#[inline(always)]
+pub fn start<R: IsResult, O: crate::Observer<R::Err>>(observer: &O) {
+    observer.on_start();
+}
+
 /// `settle` when the fn has no gate.
 #[inline(always)]
 pub fn no_gate(_: crate::AttemptOutcome) {}
@@ -173,6 +180,25 @@ pub fn decide(
         }
         (false, None) => class(),
     }
+}
+
+/// The error a call turned away by an open breaker returns; spanned at the `circuit_breaker`
+/// expression, so that a missing `From<CircuitOpen>` is reported there with
+/// [`FromCircuitOpen`](crate::FromCircuitOpen)'s message.
+#[cold]
+pub fn circuit_open<R>(open: crate::CircuitOpen) -> R::Err
+where
+    R: IsResult,
+    R::Err: crate::FromCircuitOpen,
+{
+    <R::Err as crate::FromCircuitOpen>::from_circuit_open(open)
+}
+
+/// `throttle = ..` without a breaker: a throttle only ever paces, so its admission is a wait and
+/// a permit, without a rejection to handle.
+#[inline]
+pub fn pace(throttle: &crate::AdaptiveThrottle) -> (Option<Duration>, crate::ThrottlePermit<'_>) {
+    throttle.acquire()
 }
 
 /// `circuit_breaker = <expr>`: the expansion passes `&<expr>`; deref coercion accepts a

@@ -114,3 +114,24 @@ impl fmt::Display for CircuitOpen {
 }
 
 impl std::error::Error for CircuitOpen {}
+
+/// The error type of a fn with `circuit_breaker = ..`: it must be able to carry a [`CircuitOpen`].
+#[diagnostic::on_unimplemented(
+    message = "`circuit_breaker` needs the error type `{Self}` to implement `From<CircuitOpen>`",
+    label = "a call turned away by the open breaker is returned as this error type",
+    note = "add a variant such as `#[error(transparent)] CircuitOpen(#[from] retry_runtime::CircuitOpen)`, or implement `From<retry_runtime::CircuitOpen> for {Self}`"
+)]
+pub trait FromCircuitOpen {
+    /// Converts the rejection into this error.
+    fn from_circuit_open(open: CircuitOpen) -> Self;
+}
+
+// `do_not_recommend` makes rustc report the unmet `FromCircuitOpen` (and its message above) rather
+// than the `From` bound of this impl.
+#[diagnostic::do_not_recommend]
+impl<E: From<CircuitOpen>> FromCircuitOpen for E {
+    #[inline]
+    fn from_circuit_open(open: CircuitOpen) -> Self {
+        E::from(open)
+    }
+}

@@ -174,28 +174,28 @@ pub mod retry;
 pub mod retry_after;
 mod sleep;
 pub mod testing;
-mod timeout;
 mod throttle;
+mod timeout;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use backoff::Backoff;
-pub use call::{CallClock, CallState, DynCallState, IsResult};
 pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
 pub use budget::{BudgetStats, RetryBudget};
+pub use call::{CallClock, CallState, DynCallState, IsResult};
 pub use classify::{Classification, Retryable};
 pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
 pub use events::{GiveUpReason, RetryEvent};
-pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
+pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate};
 pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
 pub use retry::{Retry, RetryFuture};
-pub use timeout::{AttemptTimedOut, FromAttemptTimeout};
 pub use throttle::{AdaptiveThrottle, ThrottlePermit, ThrottleStats};
+pub use timeout::{AttemptTimedOut, FromAttemptTimeout};
 
 #[doc(inline)]
 pub use retry_macro::retry_on_failure;
