@@ -94,7 +94,9 @@ impl Locals {
             result: Ident::new("__retry_result", ret.span()),
             done: local("__retry_done"),
             delay: local("__retry_delay"),
-            err: local("__retry_err"),
+            // Call-site hygiene so that uses of it can be located at user tokens (see
+            // `classify`); it names a closure parameter the user's body never sees.
+            err: Ident::new("__retry_err", Span::call_site()),
             policy: local("__retry_policy"),
             out: local("__retry_out"),
         }
@@ -153,7 +155,7 @@ fn retry_loop(
     let mut anchor = ret.clone();
     ImplTraitToInfer.visit_type_mut(&mut anchor);
     let attempt = attempt(config, flavor, body, &anchor);
-    let attempt = with_timeout(config, flavor, attempt);
+    let attempt = with_timeout(config, flavor, &anchor, attempt);
     let classify = classify(config, err);
     let retry_ok = match &config.classify.retry_if_ok {
         Some(pred) => quote!(#pred),
@@ -356,16 +358,21 @@ fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) 
 // Input:
 //     `<attempt>.await` (async flavor)
 // Output, with `attempt_timeout = 30`:
-//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error()).await
-// `timeout_error()` is spanned at the key, so that an error type without `From<AttemptTimedOut>`
+//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error::<R>()).await
+// `timeout_error()` is spanned at the value, so that an error type without `From<AttemptTimedOut>`
 // is reported there.
-fn with_timeout(config: &Config, flavor: Flavor, attempt: TokenStream) -> TokenStream {
+fn with_timeout(
+    config: &Config,
+    flavor: Flavor,
+    anchor: &Type,
+    attempt: TokenStream,
+) -> TokenStream {
     let (Some((secs, span)), Flavor::Async(_)) = (&config.attempt_timeout, flavor) else {
         return attempt;
     };
     let nanos = nanos(*secs);
     let rt = quote!(::retry_runtime);
-    let on_timeout = quote_spanned!(*span=> #rt::__private::timeout_error());
+    let on_timeout = quote_spanned!(*span=> #rt::__private::timeout_error::<#anchor>());
     quote! {
         #rt::__private::with_timeout(
             ::core::time::Duration::from_nanos(#nanos),
@@ -485,9 +492,11 @@ fn classify(config: &Config, err: &Ident) -> TokenStream {
     } else {
         quote!(::core::option::Option::Some(#(#accept)||*))
     };
-    let inspect_span = lists.inspect_span;
-    let inspect = quote_spanned! {inspect_span=>
-        (&&&&#rt::__private::Inspector(#err)).__retry_inspect()
+    // Located at the first list, so that "cannot be inspected" points there; a mixed-site ident
+    // would be reported at the attribute. `err` has call-site hygiene, see `Locals::new`.
+    let err_at_list = Ident::new(&err.to_string(), lists.inspect_span);
+    let inspect = quote_spanned! {lists.inspect_span=>
+        (&&&&#rt::__private::Inspector(#err_at_list)).__retry_inspect()
     };
     quote! {
         |#err| {

@@ -362,6 +362,21 @@ fn attempt_timeout(v: Option<&Value<f64>>, item: &FnItem) -> syn::Result<Option<
     Ok(secs)
 }
 
+/// A type as a user writes it: `std::io::Error`, not the token stream's `std :: io :: Error`.
+fn type_text(ty: &Type) -> String {
+    let text = quote::ToTokens::to_token_stream(ty).to_string();
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        ("& ", "&"),
+    ]
+    .iter()
+    .fold(text, |t, (from, to)| t.replace(from, to))
+}
+
 /// A type listed twice, in one list or across `retry_on` and `give_up_on`, is an error on the
 /// later occurrence.
 fn no_type_listed_twice(args: &Args) -> syn::Result<()> {
@@ -372,12 +387,7 @@ fn no_type_listed_twice(args: &Args) -> syn::Result<()> {
     ] {
         if let Some(v) = list {
             for ty in &v.value {
-                listed.push((
-                    v.index,
-                    key,
-                    quote::ToTokens::to_token_stream(ty).to_string(),
-                    ty,
-                ));
+                listed.push((v.index, key, type_text(ty), ty));
             }
         }
     }
