@@ -52,13 +52,19 @@
 mod backoff;
 mod call;
 mod classify;
+mod context;
+mod describe;
 mod error;
 mod events;
 mod gate;
+mod hooks;
 mod jitter;
+pub mod metrics_observer;
 mod observe;
 mod policy;
 mod retry_after;
+pub mod stats;
+pub mod tracing_observer;
 
 #[doc(hidden)]
 pub mod __private;
@@ -66,9 +72,14 @@ pub mod __private;
 pub use backoff::Backoff;
 pub use call::{CallClock, CallState, IsResult};
 pub use classify::{Classification, Retryable};
+pub use context::{
+    AttemptContext, ContextState, HeaderStr, IdempotencyKey, IDEMPOTENCY_KEY_HEADER,
+    RETRY_COUNT_HEADER,
+};
 pub use error::PolicyError;
-pub use events::{GiveUpReason, RetryEvent};
+pub use events::{GiveUpEvent, GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, Gate};
+pub use hooks::{OnGiveUp, OnRetry};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
