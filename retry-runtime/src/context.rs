@@ -153,10 +153,10 @@ impl fmt::Debug for HeaderStr {
 ///
 /// ```
 /// use retry_runtime::{AttemptContext, IdempotencyKey};
-/// use std::time::Duration;
+/// use tokio::time::Instant;
 ///
 /// let key = IdempotencyKey::from_u128(7);
-/// let ctx = AttemptContext::new(2, Duration::from_millis(1500), key);
+/// let ctx = AttemptContext::new(2, Instant::now(), key);
 /// assert_eq!((ctx.attempt(), ctx.retry_count(), ctx.is_retry()), (2, 1, true));
 /// let [(k1, v1), (k2, v2)] = ctx.headers();
 /// assert_eq!((k1, v1.as_str()), ("Idempotency-Key", "00000000-0000-4000-8000-000000000007"));
@@ -166,16 +166,17 @@ impl fmt::Debug for HeaderStr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptContext {
     attempt: u32,
-    elapsed: Duration,
+    started: Instant,
     key: IdempotencyKey,
 }
 
 impl AttemptContext {
-    /// The context of attempt `attempt` (1-based), `elapsed` into a call keyed `key`.
-    pub const fn new(attempt: u32, elapsed: Duration, key: IdempotencyKey) -> Self {
+    /// The context of attempt `attempt` (1-based) of a call that started at `started`, keyed
+    /// `key`.
+    pub const fn new(attempt: u32, started: Instant, key: IdempotencyKey) -> Self {
         AttemptContext {
             attempt,
-            elapsed,
+            started,
             key,
         }
     }
@@ -195,9 +196,15 @@ impl AttemptContext {
         self.attempt > 1
     }
 
-    /// Time since the call started, sleeps included.
-    pub const fn elapsed(&self) -> Duration {
-        self.elapsed
+    /// Time since the call started, sleeps included. Reads the clock when asked, so an attempt
+    /// that does not ask does not pay for it.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// When the call started.
+    pub const fn started(&self) -> Instant {
+        self.started
     }
 
     /// The call's key: the same on every attempt, different for every call.
@@ -263,10 +270,11 @@ impl ContextState {
         self.key
     }
 
-    /// The context of the attempt `call` is about to run. Reads the clock for the elapsed time,
-    /// which is why the call must record its start (`CallState<Instant>`).
+    /// The context of the attempt `call` is about to run. The elapsed time is measured from the
+    /// call's start, which is why the call must record it (`CallState<Instant>`).
+    #[inline]
     pub fn attempt(&self, call: &CallState<Instant>) -> AttemptContext {
-        AttemptContext::new(call.attempt(), call.elapsed().unwrap_or_default(), self.key)
+        AttemptContext::new(call.attempt(), call.clock(), self.key)
     }
 }
 
@@ -308,7 +316,7 @@ mod tests {
         for (n, s) in [(0, "0"), (9, "9"), (10, "10"), (u32::MAX, "4294967295")] {
             assert_eq!(HeaderStr::decimal(n).as_str(), s);
         }
-        let ctx = AttemptContext::new(0, Duration::ZERO, IdempotencyKey::from_u128(0));
+        let ctx = AttemptContext::new(0, Instant::now(), IdempotencyKey::from_u128(0));
         assert_eq!(ctx.retry_count(), 0, "attempt 0 does not underflow");
     }
 }

@@ -5,7 +5,7 @@
 //! ```json
 //! {"functions": [{"name": "openai.complete", "calls": 3, "succeeded_first_attempt": 1,
 //!   "succeeded_after_retry": 1, "gave_up": {"exhausted": 1, "not_retryable": 0, ...},
-//!   "cancelled": 0, "attempts": 6, "retries": 3, "mean_retries": 1.0, "max_retries": 2,
+//!   "unfinished": 0, "attempts": 6, "retries": 3, "mean_retries": 1.0, "max_retries": 2,
 //!   "retry_histogram": {"0": 1, "1": 1, "2": 1, "3": 0, ...}, "slept_secs": 2.4}]}
 //! ```
 
@@ -29,7 +29,7 @@ impl Serialize for FnStatsSnapshot {
         s.serialize_field("succeeded_first_attempt", &self.succeeded_first_attempt)?;
         s.serialize_field("succeeded_after_retry", &self.succeeded_after_retry)?;
         s.serialize_field("gave_up", &self.gave_up)?;
-        s.serialize_field("cancelled", &self.cancelled)?;
+        s.serialize_field("unfinished", &self.unfinished)?;
         s.serialize_field("attempts", &self.attempts)?;
         s.serialize_field("retries", &self.retries)?;
         s.serialize_field("mean_retries", &self.mean_retries())?;

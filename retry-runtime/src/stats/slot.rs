@@ -2,6 +2,9 @@
 //! the counter of the common outcome (success on the first attempt) is bumped with a plain load
 //! and store, never a locked read-modify-write, and never on a cache line another thread writes.
 //!
+//! The same holds for the two counters bumped when a call first suspends and when such a call
+//! returns, from which the calls still running or cancelled are derived.
+//!
 //! A slot is claimed on a thread's first recorded call and given back when the thread exits; the
 //! next thread to claim it keeps adding to the same counters. The bitmap's release (on exit) and
 //! acquire (on claim) order the old owner's last store before the new owner's first load, so each
@@ -87,31 +90,54 @@ fn claim() -> Option<usize> {
     Some(index)
 }
 
-/// A counter written by one thread per slot; see the module docs.
+/// The counters each thread slot holds, on a cache line of their own: those bumped when a call
+/// succeeds at once, or when a call first suspends and when such a call returns.
 #[repr(align(64))]
-pub(crate) struct Padded(pub(crate) AtomicU64);
+pub(crate) struct Slot {
+    pub(crate) first_try: AtomicU64,
+    pub(crate) suspended: AtomicU64,
+    pub(crate) suspended_returned: AtomicU64,
+}
 
-/// Adds one to the current thread's slot of `slots`, or to `overflow`. Returns the count before.
+impl Slot {
+    pub(crate) const ZERO: Slot = Slot {
+        first_try: AtomicU64::new(0),
+        suspended: AtomicU64::new(0),
+        suspended_returned: AtomicU64::new(0),
+    };
+}
+
+/// Adds one to `counter` of the current thread's slot in `slots`, or of `overflow`. Returns the
+/// count before. The store releases, so that a reader who acquires a count also sees what the
+/// counted call recorded before (a call that returned had been counted as suspended).
 #[inline(always)]
-pub(crate) fn bump(slots: &[Padded; SLOTS], overflow: &AtomicU64) -> u64 {
+pub(crate) fn bump(
+    slots: &[Slot; SLOTS],
+    overflow: &Slot,
+    counter: impl Fn(&Slot) -> &AtomicU64,
+) -> u64 {
     match current() {
         Some(index) => {
-            let counter = &slots[index].0;
+            let counter = counter(&slots[index]);
             // The only writer of this slot is this thread (module docs): no RMW needed.
             let before = counter.load(Ordering::Relaxed);
-            counter.store(before.wrapping_add(1), Ordering::Relaxed);
+            counter.store(before.wrapping_add(1), Ordering::Release);
             before
         }
-        None => overflow.fetch_add(1, Ordering::Relaxed),
+        None => counter(overflow).fetch_add(1, Ordering::Release),
     }
 }
 
-/// The sum over every slot and the overflow counter.
-pub(crate) fn sum(slots: &[Padded; SLOTS], overflow: &AtomicU64) -> u64 {
+/// `counter` summed over every slot and the overflow slot.
+pub(crate) fn sum(
+    slots: &[Slot; SLOTS],
+    overflow: &Slot,
+    counter: impl Fn(&Slot) -> &AtomicU64,
+) -> u64 {
     slots
         .iter()
-        .map(|s| s.0.load(Ordering::Relaxed))
-        .fold(overflow.load(Ordering::Relaxed), u64::wrapping_add)
+        .map(|s| counter(s).load(Ordering::Acquire))
+        .fold(counter(overflow).load(Ordering::Acquire), u64::wrapping_add)
 }
 
 #[cfg(test)]
@@ -144,15 +170,15 @@ mod tests {
     #[test]
     fn counts_are_exact_across_many_threads_and_slot_reuse() {
         let _serial = serial();
-        static SLOTS_UNDER_TEST: [Padded; SLOTS] = [const { Padded(AtomicU64::new(0)) }; SLOTS];
-        static OVERFLOW_UNDER_TEST: AtomicU64 = AtomicU64::new(0);
+        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [Slot::ZERO; SLOTS];
+        static OVERFLOW_UNDER_TEST: Slot = Slot::ZERO;
         // More threads than slots over time (slots are reused), some of them at once.
         for _ in 0..4 {
             let handles: Vec<_> = (0..40)
                 .map(|_| {
                     std::thread::spawn(|| {
                         for _ in 0..1000 {
-                            bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST);
+                            bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST, |s| &s.first_try);
                         }
                     })
                 })
@@ -161,24 +187,27 @@ mod tests {
                 h.join().unwrap();
             }
         }
-        assert_eq!(sum(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST), 4 * 40 * 1000);
+        assert_eq!(
+            sum(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST, |s| &s.first_try),
+            4 * 40 * 1000
+        );
     }
 
     #[test]
     fn threads_beyond_the_slots_share_the_overflow_counter() {
         let _serial = serial();
-        static SLOTS_UNDER_TEST: [Padded; SLOTS] = [const { Padded(AtomicU64::new(0)) }; SLOTS];
-        static OVERFLOW_UNDER_TEST: AtomicU64 = AtomicU64::new(0);
+        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [Slot::ZERO; SLOTS];
+        static OVERFLOW_UNDER_TEST: Slot = Slot::ZERO;
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(SLOTS + 8));
         let handles: Vec<_> = (0..SLOTS + 8)
             .map(|_| {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     // Every thread claims before any exits, so at least 8 find no free slot.
-                    bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST);
+                    bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST, |s| &s.first_try);
                     barrier.wait();
                     for _ in 0..99 {
-                        bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST);
+                        bump(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST, |s| &s.first_try);
                     }
                 })
             })
@@ -187,9 +216,9 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(
-            sum(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST),
+            sum(&SLOTS_UNDER_TEST, &OVERFLOW_UNDER_TEST, |s| &s.first_try),
             (SLOTS as u64 + 8) * 100
         );
-        assert!(OVERFLOW_UNDER_TEST.load(Ordering::Relaxed) >= 8 * 100);
+        assert!(OVERFLOW_UNDER_TEST.first_try.load(Ordering::Relaxed) >= 8 * 100);
     }
 }

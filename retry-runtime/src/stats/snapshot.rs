@@ -8,15 +8,14 @@ use crate::GiveUpReason;
 
 /// One fn's figures at the time of a [`snapshot`](super::snapshot).
 ///
-/// Every call that returned is counted once in `calls`, as exactly one of
-/// `succeeded_first_attempt`, `succeeded_after_retry`, one of `gave_up`'s reasons, or
-/// `cancelled`.
+/// Every call is counted once in `calls`, as exactly one of `succeeded_first_attempt`,
+/// `succeeded_after_retry`, one of `gave_up`'s reasons, or `unfinished`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FnStatsSnapshot {
     /// The fn's name: the attribute's `name`, or its module path and fn name.
     pub name: &'static str,
-    /// Calls that returned or were dropped.
+    /// Calls that returned, plus those [`unfinished`](Self::unfinished).
     pub calls: u64,
     /// Calls whose first attempt succeeded.
     pub succeeded_first_attempt: u64,
@@ -24,13 +23,17 @@ pub struct FnStatsSnapshot {
     pub succeeded_after_retry: u64,
     /// Calls that returned their last error, by reason.
     pub gave_up: GiveUpCounts,
-    /// Calls dropped before they returned: the caller stopped polling (a timeout, a `select!`,
-    /// a client disconnecting) or an attempt panicked.
-    pub cancelled: u64,
+    /// Calls that suspended (awaited something not ready) and have not returned: running at the
+    /// time of the snapshot, or dropped before they returned because the caller stopped polling
+    /// (a timeout, a `select!`, an aborted task) or an attempt panicked. Once no call is
+    /// running, these are the cancelled calls. A call that completes within its first poll
+    /// cannot be dropped mid-way and is never counted here; one that panics before it first
+    /// suspends is not counted at all.
+    pub unfinished: u64,
     /// Attempts that ran to completion, over all calls.
     pub attempts: u64,
     /// Retries over all calls: each is a sleep followed by another attempt (or by the call being
-    /// dropped, or turned away by a circuit breaker).
+    /// dropped, or turned away by a circuit breaker). Unfinished calls' retries included.
     pub retries: u64,
     /// The most retries one call took.
     pub max_retries: u64,
@@ -50,7 +53,7 @@ impl FnStatsSnapshot {
             succeeded_first_attempt: 0,
             succeeded_after_retry: 0,
             gave_up: GiveUpCounts::from_array([0; REASONS.len()]),
-            cancelled: 0,
+            unfinished: 0,
             attempts: 0,
             retries: 0,
             max_retries: 0,
@@ -91,7 +94,7 @@ impl FnStatsSnapshot {
                 .get(reason)
                 .wrapping_add(other.gave_up.get(reason));
         }
-        self.cancelled = self.cancelled.wrapping_add(other.cancelled);
+        self.unfinished = self.unfinished.wrapping_add(other.unfinished);
         self.attempts = self.attempts.wrapping_add(other.attempts);
         self.retries = self.retries.wrapping_add(other.retries);
         self.max_retries = self.max_retries.max(other.max_retries);
@@ -313,8 +316,8 @@ impl fmt::Display for Snapshot {
     /// the retry histogram:
     ///
     /// ```text
-    /// function         calls  ok 1st  ok retried  gave up  cancelled  attempts  retries/call  max retries  slept
-    /// openai.complete    100      90           8        2          0       116          0.16            2   9.7s
+    /// function         calls  ok 1st  ok retried  gave up  unfinished  attempts  retries/call  max retries  slept
+    /// openai.complete    100      90           8        2           0       116          0.16            2   9.7s
     ///   openai.complete gave up: exhausted 2
     ///   openai.complete retries per call: 0: 90, 1: 6, 2: 4
     /// ```
@@ -325,7 +328,7 @@ impl fmt::Display for Snapshot {
             "ok 1st",
             "ok retried",
             "gave up",
-            "cancelled",
+            "unfinished",
             "attempts",
             "retries/call",
             "max retries",
@@ -341,7 +344,7 @@ impl fmt::Display for Snapshot {
                     s.succeeded_first_attempt.to_string(),
                     s.succeeded_after_retry.to_string(),
                     s.gave_up.total().to_string(),
-                    s.cancelled.to_string(),
+                    s.unfinished.to_string(),
                     s.attempts.to_string(),
                     format!("{:.2}", s.mean_retries()),
                     s.max_retries.to_string(),
