@@ -217,7 +217,10 @@ async fn on_give_up_says_why_and_success_calls_neither_give_up_nor_retry_needles
     assert_eq!(give_ups.len(), 1);
     assert_eq!(give_ups[0].0, "401 bad key");
     assert_eq!(give_ups[0].1.reason, GiveUpReason::NotRetryable);
-    assert_eq!((give_ups[0].1.attempts, give_ups[0].1.elapsed), (2, Some(ms(100))));
+    assert_eq!(
+        (give_ups[0].1.attempts, give_ups[0].1.elapsed),
+        (2, Some(ms(100)))
+    );
 
     let seen = Seen::default();
     assert_eq!(hooked(&STATS, &seen, &[Ok(7)]).await, Ok(7));
@@ -232,7 +235,10 @@ async fn on_give_up_says_why_and_success_calls_neither_give_up_nor_retry_needles
 
     let f = stats::snapshot();
     let f = f.get("observability::hooks_reasons").unwrap();
-    assert_eq!((f.calls, f.succeeded_first_attempt, f.succeeded_after_retry), (3, 1, 1));
+    assert_eq!(
+        (f.calls, f.succeeded_first_attempt, f.succeeded_after_retry),
+        (3, 1, 1)
+    );
     assert_eq!(f.gave_up.not_retryable, 1);
 }
 
@@ -268,7 +274,10 @@ async fn a_veto_listed_first_hides_the_retry_from_hooks_and_stats() {
     assert_eq!(*retried.lock().unwrap(), 0);
     assert_eq!(*gave_up.lock().unwrap(), [GiveUpReason::BudgetEmpty]);
     let f = STATS.snapshot();
-    assert_eq!((f.calls, f.gave_up.budget_empty, f.attempts, f.retries), (1, 1, 1, 0));
+    assert_eq!(
+        (f.calls, f.gave_up.budget_empty, f.attempts, f.retries),
+        (1, 1, 1, 0)
+    );
     assert_eq!(f.slept, Duration::ZERO);
 }
 
@@ -312,7 +321,10 @@ async fn context_keeps_one_key_per_call_and_counts_attempts() {
     let headers = headers.lock().unwrap();
     let key_text = keys[0].to_string();
     for (i, [(k1, v1), (k2, v2)]) in headers[..3].iter().enumerate() {
-        assert_eq!((k1.as_str(), v1.as_str()), ("Idempotency-Key", key_text.as_str()));
+        assert_eq!(
+            (k1.as_str(), v1.as_str()),
+            ("Idempotency-Key", key_text.as_str())
+        );
         assert_eq!(k2, "x-stainless-retry-count");
         assert_eq!(v2, &i.to_string());
     }
@@ -381,7 +393,9 @@ fn stats_are_exact_under_eight_worker_threads() {
         }
     });
     let all = stats::snapshot();
-    let f = all.get("observability::exact").expect("listed after its first call");
+    let f = all
+        .get("observability::exact")
+        .expect("listed after its first call");
     let per_pattern = (CALLS / 8) as u64;
     assert_eq!(f.calls, CALLS as u64);
     assert_eq!(f.succeeded_first_attempt, 2 * per_pattern); // patterns 4 and 7
@@ -390,13 +404,16 @@ fn stats_are_exact_under_eight_worker_threads() {
     assert_eq!(f.gave_up.not_retryable, 2 * per_pattern); // 3 and 5
     assert_eq!(f.gave_up.total(), 3 * per_pattern);
     assert_eq!(f.unfinished, per_pattern); // 6
-    // Attempts per pattern: 2, 3, 3, 1, 1, 2, 0 (the dropped attempt never completed), 1.
+                                           // Attempts per pattern: 2, 3, 3, 1, 1, 2, 0 (the dropped attempt never completed), 1.
     assert_eq!(f.attempts, 13 * per_pattern);
     // Retries per pattern: 1, 2, 2, 0, 0, 1, 0, 0.
     assert_eq!(f.retries, 6 * per_pattern);
     assert_eq!(f.max_retries, 2);
     let p = per_pattern;
-    assert_eq!(f.retry_histogram.counts, [3 * p, 2 * p, 2 * p, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        f.retry_histogram.counts,
+        [3 * p, 2 * p, 2 * p, 0, 0, 0, 0, 0]
+    );
     // Sleeps: 1 ms after a first failure, 2 ms after a second: 1 + 3 + 3 + 1 ms per 8 calls.
     assert_eq!(f.slept, ms(8) * per_pattern as u32);
     assert!((f.mean_retries() - 6.0 / 8.0).abs() < 1e-12);
@@ -445,8 +462,14 @@ fn first_attempt_successes_are_exact_from_many_threads_and_never_allocate() {
         assert_eq!(t.join().unwrap(), 0, "allocations per thread after warm-up");
     }
     let f = STATS.snapshot();
-    assert_eq!((f.calls, f.succeeded_first_attempt), (THREADS * CALLS, THREADS * CALLS));
-    assert_eq!((f.attempts, f.retries, f.unfinished), (THREADS * CALLS, 0, 0));
+    assert_eq!(
+        (f.calls, f.succeeded_first_attempt),
+        (THREADS * CALLS, THREADS * CALLS)
+    );
+    assert_eq!(
+        (f.attempts, f.retries, f.unfinished),
+        (THREADS * CALLS, 0, 0)
+    );
     assert_eq!(f.retry_histogram.counts[0], THREADS * CALLS);
 }
 
@@ -517,8 +540,7 @@ mod tracing_feature {
     /// dispatcher instead, and the rebuild below recomputes whatever was cached before.
     fn traced<T>(capture: &Capture, f: impl FnOnce() -> T) -> T {
         use tracing::subscriber::NoSubscriber;
-        static KEEP_ALIVE: std::sync::OnceLock<[tracing::Dispatch; 2]> =
-            std::sync::OnceLock::new();
+        static KEEP_ALIVE: std::sync::OnceLock<[tracing::Dispatch; 2]> = std::sync::OnceLock::new();
         KEEP_ALIVE.get_or_init(|| {
             [
                 tracing::Dispatch::new(NoSubscriber::default()),
@@ -690,7 +712,8 @@ mod metrics_feature {
                 })
         });
         let f = "observability::metered";
-        let calls = |outcome: &str| capture.counter(CALLS_TOTAL, &[("fn", f), ("outcome", outcome)]);
+        let calls =
+            |outcome: &str| capture.counter(CALLS_TOTAL, &[("fn", f), ("outcome", outcome)]);
         assert_eq!(calls("success"), 2);
         assert_eq!(calls("exhausted"), 1);
         assert_eq!(calls("not_retryable"), 1);
@@ -699,7 +722,11 @@ mod metrics_feature {
         assert_eq!(capture.counter(RETRIES_TOTAL, &[("fn", f)]), 2 + 2 + 1);
         let mut attempts = capture.histogram(ATTEMPTS, &[("fn", f)]);
         attempts.sort_by(f64::total_cmp);
-        assert_eq!(attempts, [1.0, 1.0, 3.0, 3.0], "one sample per call that returned");
+        assert_eq!(
+            attempts,
+            [1.0, 1.0, 3.0, 3.0],
+            "one sample per call that returned"
+        );
         let backoff = capture.histogram(BACKOFF_SECONDS, &[("fn", f)]);
         assert_eq!(backoff, [0.1, 0.2, 0.1, 0.2, 0.1]);
     }

@@ -131,18 +131,17 @@ static REGISTRY: Mutex<Vec<&'static FnStats>> = Mutex::new(Vec::new());
 impl FnStats {
     /// Statistics for the fn called `name`, all zero. `const`, for a `static`.
     pub const fn new(name: &'static str) -> Self {
-        const ZERO: AtomicU64 = AtomicU64::new(0);
         FnStats {
             name,
-            slots: [slot::Slot::ZERO; slot::SLOTS],
-            overflow: slot::Slot::ZERO,
-            succeeded_after_retry: ZERO,
-            gave_up: [ZERO; REASONS.len()],
-            attempts: ZERO,
-            retries: ZERO,
-            max_retries: ZERO,
-            histogram: [ZERO; RetryHistogram::BUCKETS],
-            slept_nanos: ZERO,
+            slots: [const { slot::Slot::new() }; slot::SLOTS],
+            overflow: slot::Slot::new(),
+            succeeded_after_retry: AtomicU64::new(0),
+            gave_up: [const { AtomicU64::new(0) }; REASONS.len()],
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            max_retries: AtomicU64::new(0),
+            histogram: [const { AtomicU64::new(0) }; RetryHistogram::BUCKETS],
+            slept_nanos: AtomicU64::new(0),
             registered: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "metrics")]
             labels: crate::metrics_observer::Labels::new(name),
@@ -453,18 +452,20 @@ mod tests {
     #[test]
     fn a_call_dropped_after_it_suspended_stays_unfinished() {
         static S: FnStats = FnStats::new("stats::unit::unfinished");
-        // Dropped while its first attempt waits.
-        let recorder = S.start();
-        assert!(poll_once(recorder.watch(std::future::pending::<()>())).is_pending());
-        drop(recorder);
-        // Dropped during the sleep after a failed attempt.
-        let recorder = S.start();
-        let event = RetryEvent::new(S.name(), 1, Duration::from_millis(250), None);
-        Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
-        drop(recorder);
+        {
+            // Dropped while its first attempt waits.
+            let recorder = S.start();
+            assert!(poll_once(recorder.watch(std::future::pending::<()>())).is_pending());
+        }
+        {
+            // Dropped during the sleep after a failed attempt.
+            let recorder = S.start();
+            let event = RetryEvent::new(S.name(), 1, Duration::from_millis(250), None);
+            Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
+        }
         // Dropped before it ever suspended: it cannot have been cancelled mid-way, and is not
         // counted (the attribute's fn never gets here without being polled to the end).
-        drop(S.start());
+        let _ = S.start();
         let f = S.snapshot();
         assert_eq!((f.calls, f.unfinished), (2, 2));
         assert_eq!((f.attempts, f.retries), (1, 1));

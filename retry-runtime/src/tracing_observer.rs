@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | span `retry`, one per call, entered during each attempt | `INFO` | `name`; `attempts` when the call returns |
 //! | event "retrying", before each sleep | `WARN` | `name`, `attempt`, `delay_ms`, `elapsed_ms` (when measured), `error` |
-//! | event "giving up" | `ERROR` | `name`, `attempts`, `reason` ([`GiveUpReason::as_str`]), `error` |
+//! | event "giving up" | `ERROR` | `name`, `attempts`, `reason` ([`GiveUpReason::as_str`](crate::GiveUpReason::as_str)), `error` |
 //!
 //! `error` is the error's `Display`, or its `Debug` when it has no `Display`, or its type name
 //! when it has neither: enabling the feature adds no bound on any fn's error type.

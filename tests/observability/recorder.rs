@@ -59,7 +59,13 @@ impl Recorder for Capture {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let counter = self.counters.lock().unwrap().entry(key_of(key)).or_default().clone();
+        let counter = self
+            .counters
+            .lock()
+            .unwrap()
+            .entry(key_of(key))
+            .or_default()
+            .clone();
         Counter::from_arc(counter)
     }
 

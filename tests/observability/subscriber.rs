@@ -58,7 +58,8 @@ impl Visit for Fields<'_> {
         self.0.insert(field.name().to_string(), value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}"));
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
     }
 }
 

@@ -100,11 +100,13 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub(crate) const ZERO: Slot = Slot {
-        first_try: AtomicU64::new(0),
-        suspended: AtomicU64::new(0),
-        suspended_returned: AtomicU64::new(0),
-    };
+    pub(crate) const fn new() -> Slot {
+        Slot {
+            first_try: AtomicU64::new(0),
+            suspended: AtomicU64::new(0),
+            suspended_returned: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Adds one to `counter` of the current thread's slot in `slots`, or of `overflow`. Returns the
@@ -170,8 +172,8 @@ mod tests {
     #[test]
     fn counts_are_exact_across_many_threads_and_slot_reuse() {
         let _serial = serial();
-        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [Slot::ZERO; SLOTS];
-        static OVERFLOW_UNDER_TEST: Slot = Slot::ZERO;
+        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+        static OVERFLOW_UNDER_TEST: Slot = Slot::new();
         // More threads than slots over time (slots are reused), some of them at once.
         for _ in 0..4 {
             let handles: Vec<_> = (0..40)
@@ -196,8 +198,8 @@ mod tests {
     #[test]
     fn threads_beyond_the_slots_share_the_overflow_counter() {
         let _serial = serial();
-        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [Slot::ZERO; SLOTS];
-        static OVERFLOW_UNDER_TEST: Slot = Slot::ZERO;
+        static SLOTS_UNDER_TEST: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+        static OVERFLOW_UNDER_TEST: Slot = Slot::new();
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(SLOTS + 8));
         let handles: Vec<_> = (0..SLOTS + 8)
             .map(|_| {
