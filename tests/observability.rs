@@ -500,6 +500,39 @@ async fn the_table_lists_each_fn_with_its_give_ups_and_retries() {
     assert!(table.contains("  observability::table retries per call: 0: 2, 1: 1, 2: 1\n"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn fallback_turns_the_final_error_into_a_result_after_the_give_up_is_recorded() {
+    static STATS: FnStats = FnStats::new("observability::fallback");
+    let seen = Seen::default();
+    // `fallback = |err| ..`: the closure's argument type comes from the call's result.
+    let recovered = retry_runtime::__private::recover(
+        hooked(&STATS, &seen, &[Err(ProviderError::BadKey)]).await,
+        |err| match err {
+            ProviderError::BadKey => Ok(0),
+            other => Err(other),
+        },
+    );
+    assert_eq!(recovered, Ok(0));
+    let untouched = retry_runtime::__private::recover(Ok::<u32, ProviderError>(5), |_| Ok(0));
+    assert_eq!(untouched, Ok(5));
+    assert_eq!(
+        seen.give_ups.lock().unwrap().len(),
+        1,
+        "on_give_up ran before the fallback"
+    );
+    assert_eq!(STATS.snapshot().gave_up.not_retryable, 1);
+}
+
+/// The observers the expansion adds keep a fn's future `Send` (and so spawnable).
+#[test]
+fn the_future_with_every_observer_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    static STATS: FnStats = FnStats::new("observability::send");
+    let seen = Seen::default();
+    assert_send(&hooked(&STATS, &seen, &[Ok(1)]));
+    assert_send(&patterned(0));
+}
+
 #[cfg(feature = "serde")]
 #[tokio::test(start_paused = true)]
 async fn snapshots_serialize_to_json() {
