@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use retry_runtime::retry_on_failure;
+use std::ops::ControlFlow;
+
+use retry_runtime::stats::FnStats;
+use retry_runtime::{retry_on_failure, CallState, Classification, ContextState, RetryPolicy};
 
 /// Counts every allocation made by the process.
 struct Counting;
@@ -116,6 +119,57 @@ async fn tryhard(x: u64) -> Result<u64, ProviderError> {
         .await
 }
 
+/// What the attribute expands to with per-fn statistics (on by default): the same loop, with a
+/// `static` [`FnStats`] and its per-call recorder as the observer.
+async fn expanded_with_stats(x: u64) -> Result<u64, ProviderError> {
+    static STATS: FnStats = FnStats::new("bench::expanded_with_stats");
+    const POLICY: RetryPolicy = RetryPolicy::DEFAULT;
+    let recorder = STATS.start();
+    let mut call = CallState::<()>::new();
+    loop {
+        let result = recorder.watch(async { provider(x) }).await;
+        match call.step(
+            &POLICY,
+            STATS.name(),
+            result,
+            |_| Classification::retry(),
+            |_| false,
+            |_| {},
+            &recorder,
+        ) {
+            ControlFlow::Break(done) => break done,
+            ControlFlow::Continue(delay) => tokio::time::sleep(delay).await,
+        }
+    }
+}
+
+/// Statistics plus `context = ctx`: the call reads the clock and draws an idempotency key.
+async fn expanded_with_stats_and_context(x: u64) -> Result<u64, ProviderError> {
+    static STATS: FnStats = FnStats::new("bench::expanded_with_stats_and_context");
+    const POLICY: RetryPolicy = RetryPolicy::DEFAULT;
+    let recorder = STATS.start();
+    let mut call = CallState::<tokio::time::Instant>::new();
+    let context = ContextState::new();
+    loop {
+        let ctx = context.attempt(&call);
+        let result = recorder
+            .watch(async { provider(x ^ u64::from(ctx.attempt())) })
+            .await;
+        match call.step(
+            &POLICY,
+            STATS.name(),
+            result,
+            |_| Classification::retry(),
+            |_| false,
+            |_| {},
+            &recorder,
+        ) {
+            ControlFlow::Break(done) => break done,
+            ControlFlow::Continue(delay) => tokio::time::sleep(delay).await,
+        }
+    }
+}
+
 /// Creates the future, polls it once, returns its output. Panics if it is not ready at once.
 #[inline(always)]
 fn run<F: Future>(fut: F) -> F::Output {
@@ -181,6 +235,14 @@ fn main() {
         variant!("backon 1.6 (with jitter)", backon),
         variant!("tokio-retry2 0.9 (with jitter)", tokio_retry2),
         variant!("tryhard 0.5 (no jitter)", tryhard),
+        variant!(
+            "expansion + stats (CallState + FnStats)",
+            expanded_with_stats
+        ),
+        variant!(
+            "expansion + stats + context (clock, key)",
+            expanded_with_stats_and_context
+        ),
     ];
     const BASELINE: usize = 1;
 

@@ -186,7 +186,7 @@ fn retry_loop(
         )
     };
     let finish = match &config.fallback {
-        Some(fallback) => quote!(#rt::__private::fallback(#out, #fallback)),
+        Some(fallback) => quote!(#rt::__private::recover(#out, #fallback)),
         None => quote!(#out),
     };
     let loop_token = quote_spanned!(Span::call_site()=> loop);

@@ -1,15 +1,23 @@
 //! What the `#[retry_on_failure]` expansion calls. Not public API: names and signatures change
 //! without notice.
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::{Backoff, Classification, Jitter, RetryPolicy};
+use crate::{
+    Backoff, CallClock, Classification, GiveUpEvent, Jitter, OnGiveUp, OnRetry, RetryEvent,
+    RetryPolicy,
+};
 
 pub use crate::call::{CallState, DynCallState, IsResult};
 pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
 pub use crate::inspect::{
     InspectRequired, InspectViaAsRef, InspectViaError, InspectViaTrait, Inspector,
 };
+pub use crate::context::{AttemptContext, ContextState};
+pub use crate::describe::{DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef};
+pub use crate::stats::{CallRecorder, FnStats};
+pub use crate::tracing_observer::TracingCall;
 pub use tokio::time::Instant;
 
 /// The policy of an attribute whose literals the macro has already validated and converted to
@@ -150,15 +158,6 @@ pub fn test<E: ?Sized, F: FnOnce(&E) -> bool>(predicate: F, err: &E) -> bool {
     predicate(err)
 }
 
-/// Applies `fallback` to the final error.
-#[inline(always)]
-pub fn fallback<R: IsResult, F: FnOnce(R::Err) -> R>(result: R, fallback: F) -> R {
-    match result.into_result() {
-        Ok(ok) => R::from_result(Ok(ok)),
-        Err(err) => fallback(err),
-    }
-}
-
 /// The attribute's lists and the error's own verdict, in the documented order (the crate docs'
 /// "Classification" section): `give_up` is whether a `give_up_on` type matched; `retry` is `None`
 /// without `retry_on`/`retry_if`, else whether one of them accepted the error; `class` is the
@@ -219,4 +218,63 @@ pub fn budget(b: &crate::RetryBudget) -> &crate::RetryBudget {
 #[inline(always)]
 pub fn throttle(t: &crate::AdaptiveThrottle) -> &crate::AdaptiveThrottle {
     t
+}
+
+/// `on_retry = f`: `R`, the fn's return type, fixes the closure's argument types, so that a
+/// closure's body can call methods on the error without annotations.
+#[inline(always)]
+pub fn on_retry<R, F>(f: F) -> OnRetry<F>
+where
+    R: IsResult,
+    F: Fn(&R::Err, &RetryEvent),
+{
+    OnRetry::new(f)
+}
+
+/// `on_give_up = f`, as [`on_retry`]; `clock` is the call's [`CallState::clock`].
+#[inline(always)]
+pub fn on_give_up<R, F, C>(name: &'static str, clock: C, f: F) -> OnGiveUp<F, C>
+where
+    R: IsResult,
+    F: Fn(&R::Err, &GiveUpEvent),
+    C: CallClock,
+{
+    OnGiveUp::new(name, clock, f)
+}
+
+/// The call's tracing span and observer (nothing without the `tracing` feature). `fmt` is the
+/// expansion's `|e, f| (&&ErrorRef(e)).__retry_describe(f)`, its types fixed by `R`.
+#[inline(always)]
+pub fn tracing_call<R, F>(name: &'static str, fmt: F) -> TracingCall<F>
+where
+    R: IsResult,
+    F: Fn(&R::Err, &mut fmt::Formatter<'_>) -> fmt::Result,
+{
+    TracingCall::new(name, fmt)
+}
+
+/// The call's metrics observer, reporting under `stats`'s name.
+#[cfg(feature = "metrics")]
+#[inline(always)]
+pub fn metrics_call(stats: &'static FnStats) -> crate::metrics_observer::MetricsCall {
+    crate::metrics_observer::MetricsCall::new(stats)
+}
+
+/// Nothing without the `metrics` feature.
+#[cfg(not(feature = "metrics"))]
+#[inline(always)]
+pub fn metrics_call(_stats: &'static FnStats) {}
+
+/// `fallback = f`: turns the call's final error into its result; `R` fixes the closure's
+/// argument type. An `Ok` passes through untouched.
+#[inline(always)]
+pub fn recover<R, F>(result: R, f: F) -> R
+where
+    R: IsResult,
+    F: FnOnce(R::Err) -> Result<R::Ok, R::Err>,
+{
+    match result.into_result() {
+        Ok(ok) => R::from_result(Ok(ok)),
+        Err(err) => R::from_result(f(err)),
+    }
 }

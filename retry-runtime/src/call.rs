@@ -106,6 +106,13 @@ impl<C: CallClock> CallState<C> {
         self.clock.elapsed()
     }
 
+    /// The call's start as recorded (`()` when it does not record one), for an observer that
+    /// reports the elapsed time itself, such as [`OnGiveUp`](crate::OnGiveUp).
+    #[inline(always)]
+    pub fn clock(&self) -> C {
+        self.clock
+    }
+
     /// Looks at the result of the attempt that just ended: `Break(result)` to return it,
     /// `Continue(delay)` to sleep that long and run the next attempt.
     ///
@@ -150,13 +157,14 @@ impl<C: CallClock> CallState<C> {
     }
 
     /// Ends the call without running an attempt (a gate rejected it), returning `err`.
+    /// Observers are told the attempts that ran, which excludes the rejected one.
     #[cold]
     pub fn reject<R, O>(&self, err: R::Err, reason: GiveUpReason, observer: &O) -> R
     where
         R: IsResult,
         O: Observer<R::Err>,
     {
-        observer.on_give_up(&err, reason, self.attempt);
+        observer.on_give_up(&err, reason, self.attempt - 1);
         R::from_result(Err(err))
     }
 

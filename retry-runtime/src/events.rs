@@ -63,3 +63,51 @@ pub struct RetryEvent {
     /// Time since the call started, when the call measures it (with `max_time`).
     pub elapsed: Option<Duration>,
 }
+
+impl RetryEvent {
+    /// An event with these fields, for testing a hook or observer.
+    pub const fn new(
+        name: &'static str,
+        attempt: u32,
+        delay: Duration,
+        elapsed: Option<Duration>,
+    ) -> Self {
+        RetryEvent {
+            name,
+            attempt,
+            delay,
+            elapsed,
+        }
+    }
+}
+
+/// A call giving up: passed to an `on_give_up` hook with the error it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GiveUpEvent {
+    /// The retrying fn: the attribute's `name`, or its module path and fn name.
+    pub name: &'static str,
+    /// Why the call stopped.
+    pub reason: GiveUpReason,
+    /// The attempts that ran; 0 when a gate turned the call away before its first attempt.
+    pub attempts: u32,
+    /// Time since the call started, when the call measures it.
+    pub elapsed: Option<Duration>,
+}
+
+impl GiveUpEvent {
+    /// An event with these fields, for testing a hook.
+    pub const fn new(
+        name: &'static str,
+        reason: GiveUpReason,
+        attempts: u32,
+        elapsed: Option<Duration>,
+    ) -> Self {
+        GiveUpEvent {
+            name,
+            reason,
+            attempts,
+            elapsed,
+        }
+    }
+}

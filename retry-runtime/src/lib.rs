@@ -158,6 +158,8 @@ mod breaker;
 mod budget;
 mod call;
 mod classify;
+mod context;
+mod describe;
 mod env;
 mod epoch;
 mod error;
@@ -165,17 +167,21 @@ mod events;
 mod gate;
 #[cfg(feature = "http")]
 mod headers;
+mod hooks;
 pub mod http;
 mod inspect;
 mod jitter;
+pub mod metrics_observer;
 mod observe;
 mod policy;
 pub mod retry;
 pub mod retry_after;
 mod sleep;
+pub mod stats;
 pub mod testing;
 mod throttle;
 mod timeout;
+pub mod tracing_observer;
 
 #[doc(hidden)]
 pub mod __private;
@@ -187,9 +193,14 @@ pub use call::{CallClock, CallState, DynCallState, IsResult};
 pub use classify::{Classification, Retryable};
 pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
-pub use events::{GiveUpReason, RetryEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate};
 pub use inspect::{chain, chain_find, chain_has, Inspect};
+pub use context::{
+    AttemptContext, ContextState, HeaderStr, IdempotencyKey, IDEMPOTENCY_KEY_HEADER,
+    RETRY_COUNT_HEADER,
+};
+pub use events::{GiveUpEvent, GiveUpReason, RetryEvent};
+pub use hooks::{OnGiveUp, OnRetry};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};

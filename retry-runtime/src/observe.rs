@@ -25,7 +25,8 @@ pub trait Observer<E> {
         Ok(())
     }
 
-    /// The call gave up after `attempts` attempts and returns `err`.
+    /// The call gave up and returns `err`. `attempts` counts the attempts that ran: a call that a
+    /// gate turned away before its first attempt reports 0.
     #[inline(always)]
     fn on_give_up(&self, err: &E, reason: GiveUpReason, attempts: u32) {
         let _ = (err, reason, attempts);
