@@ -571,7 +571,7 @@ mod tracing_feature {
     /// default, so a callsite first hit by another test's thread would be cached as disabled for
     /// every thread. Two dispatchers that stay alive (and want nothing) make it consult every live
     /// dispatcher instead, and the rebuild below recomputes whatever was cached before.
-    fn traced<T>(capture: &Capture, f: impl FnOnce() -> T) -> T {
+    pub(super) fn traced<T>(capture: &Capture, f: impl FnOnce() -> T) -> T {
         use tracing::subscriber::NoSubscriber;
         static KEEP_ALIVE: std::sync::OnceLock<[tracing::Dispatch; 2]> = std::sync::OnceLock::new();
         KEEP_ALIVE.get_or_init(|| {
@@ -586,7 +586,7 @@ mod tracing_feature {
         })
     }
 
-    fn paused_runtime() -> tokio::runtime::Runtime {
+    pub(super) fn paused_runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -762,5 +762,344 @@ mod metrics_feature {
         );
         let backoff = capture.histogram(BACKOFF_SECONDS, &[("fn", f)]);
         assert_eq!(backoff, [0.1, 0.2, 0.1, 0.2, 0.1]);
+    }
+}
+
+// ---- Through the attribute: the keys a user writes (`stats`, `on_retry`, `on_give_up`, `context`,
+// `name`) and the features that apply to every annotated fn. ----
+
+mod attribute {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use retry_runtime::{
+        retry_on_failure, stats, AttemptContext, GiveUpEvent, GiveUpReason, RetryEvent, Retryable,
+    };
+    use tokio::time::Instant;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum ApiError {
+        #[error("503 service unavailable")]
+        Unavailable,
+        #[error("401 bad key")]
+        BadKey,
+    }
+
+    impl Retryable for ApiError {
+        fn is_retryable(&self) -> bool {
+            *self == ApiError::Unavailable
+        }
+    }
+
+    /// Replays `script` (one result per attempt, the last one repeating).
+    pub struct Script {
+        pub steps: Vec<Result<u32, ApiError>>,
+        pub next: AtomicU32,
+    }
+
+    impl Script {
+        pub fn new(steps: Vec<Result<u32, ApiError>>) -> Self {
+            Script {
+                steps,
+                next: AtomicU32::new(0),
+            }
+        }
+        pub fn next(&self) -> Result<u32, ApiError> {
+            let i = self.next.fetch_add(1, SeqCst) as usize;
+            self.steps[i.min(self.steps.len() - 1)]
+        }
+    }
+
+    /// What `on_retry` saw: name, attempt, delay, elapsed, error.
+    type RetrySeen = (&'static str, u32, Duration, Option<Duration>, ApiError);
+    /// What `on_give_up` saw: name, reason, attempts, elapsed.
+    type GiveUpSeen = (&'static str, GiveUpReason, u32, Option<Duration>);
+
+    static RETRIES: Mutex<Vec<RetrySeen>> = Mutex::new(Vec::new());
+    static GIVE_UPS: Mutex<Vec<GiveUpSeen>> = Mutex::new(Vec::new());
+
+    fn log_retry(err: &ApiError, event: &RetryEvent) {
+        let entry = (event.name, event.attempt, event.delay, event.elapsed, *err);
+        RETRIES.lock().unwrap().push(entry);
+    }
+
+    #[retry_on_failure(
+        max_attempts = 3,
+        initial_delay = 0.1,
+        jitter = "none",
+        name = "openai.complete",
+        on_retry = log_retry,
+        on_give_up = |_err, event: &GiveUpEvent| {
+            GIVE_UPS.lock().unwrap().push((event.name, event.reason, event.attempts, event.elapsed));
+        },
+    )]
+    async fn hooked(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hooks_see_each_retry_before_its_sleep_and_the_give_up_once() {
+        let s = Script::new(vec![Err(ApiError::Unavailable)]);
+        assert_eq!(hooked(&s).await, Err(ApiError::Unavailable));
+        let ms = Duration::from_millis;
+        assert_eq!(
+            *RETRIES.lock().unwrap(),
+            [
+                (
+                    "openai.complete",
+                    1,
+                    ms(100),
+                    Some(ms(0)),
+                    ApiError::Unavailable
+                ),
+                (
+                    "openai.complete",
+                    2,
+                    ms(200),
+                    Some(ms(100)),
+                    ApiError::Unavailable
+                ),
+            ]
+        );
+        assert_eq!(
+            *GIVE_UPS.lock().unwrap(),
+            [("openai.complete", GiveUpReason::Exhausted, 3, Some(ms(300)))]
+        );
+    }
+
+    #[retry_on_failure(max_attempts = 4, initial_delay = 1, jitter = "none", context = ctx)]
+    async fn with_context(
+        s: &Script,
+        seen: &Mutex<Vec<(u32, String, Duration)>>,
+    ) -> Result<u32, ApiError> {
+        let ctx: &AttemptContext = ctx;
+        let [(key_name, key), (count_name, count)] = ctx.headers();
+        assert_eq!(
+            (key_name, count_name),
+            ("Idempotency-Key", "x-stainless-retry-count")
+        );
+        assert_eq!(count.as_str(), ctx.retry_count().to_string());
+        seen.lock()
+            .unwrap()
+            .push((ctx.attempt(), key.to_string(), ctx.elapsed()));
+        s.next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn context_numbers_attempts_and_keeps_one_idempotency_key_per_call() {
+        let seen = Mutex::new(Vec::new());
+        let s = Script::new(vec![
+            Err(ApiError::Unavailable),
+            Err(ApiError::Unavailable),
+            Ok(1),
+        ]);
+        assert_eq!(with_context(&s, &seen).await, Ok(1));
+        let first = std::mem::take(&mut *seen.lock().unwrap());
+        let s = Script::new(vec![Ok(2)]);
+        with_context(&s, &seen).await.unwrap();
+        let second = seen.lock().unwrap().clone();
+
+        let attempts: Vec<u32> = first.iter().map(|(a, ..)| *a).collect();
+        assert_eq!(attempts, [1, 2, 3]);
+        let elapsed: Vec<Duration> = first.iter().map(|(.., e)| *e).collect();
+        assert_eq!(elapsed, [0, 1, 3].map(Duration::from_secs));
+        assert!(
+            first.iter().all(|(_, key, _)| *key == first[0].1),
+            "same key on every attempt"
+        );
+        assert_eq!(first[0].1.len(), 36, "a UUID: {}", first[0].1);
+        assert_ne!(second[0].1, first[0].1, "a new key for a new call");
+    }
+
+    #[retry_on_failure(
+        max_attempts = 3,
+        initial_delay = 0,
+        name = "attribute.stats",
+        stats = true
+    )]
+    async fn counted(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[test]
+    fn stats_are_exact_under_a_multi_thread_runtime() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(8)
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..4000u32 {
+                tasks.push(tokio::spawn(async move {
+                    let s = match i % 4 {
+                        0 => Script::new(vec![Ok(1)]),
+                        1 => Script::new(vec![Err(ApiError::Unavailable), Ok(1)]),
+                        2 => Script::new(vec![Err(ApiError::Unavailable)]),
+                        _ => Script::new(vec![Err(ApiError::BadKey)]),
+                    };
+                    let _ = counted(&s).await;
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let snap = stats::snapshot();
+        let s = snap.get("attribute.stats").expect("listed");
+        assert_eq!(s.calls, 4000);
+        assert_eq!(s.succeeded_first_attempt, 1000);
+        assert_eq!(s.succeeded_after_retry, 1000);
+        assert_eq!(s.gave_up.get(GiveUpReason::Exhausted), 1000);
+        assert_eq!(s.gave_up.get(GiveUpReason::NotRetryable), 1000);
+        assert_eq!(s.attempts, 1000 + 2000 + 3000 + 1000);
+        assert_eq!(s.retries, 1000 + 2000);
+        assert_eq!(s.max_retries, 2);
+        assert_eq!(s.unfinished, 0);
+    }
+
+    #[retry_on_failure(
+        max_attempts = 2,
+        initial_delay = 0,
+        name = "attribute.not_counted",
+        stats = false
+    )]
+    async fn not_counted(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[retry_on_failure(max_attempts = 2, initial_delay = 0, name = "attribute.default_stats")]
+    async fn default_stats(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    /// Without the `stats` feature only `stats = true` records; with it, every fn but
+    /// `stats = false` does.
+    #[tokio::test(start_paused = true)]
+    async fn the_stats_feature_decides_for_fns_that_do_not_say() {
+        not_counted(&Script::new(vec![Ok(1)])).await.unwrap();
+        default_stats(&Script::new(vec![Ok(1)])).await.unwrap();
+        let snap = stats::snapshot();
+        assert!(snap.get("attribute.not_counted").is_none());
+        assert_eq!(
+            snap.get("attribute.default_stats").is_some(),
+            cfg!(feature = "stats")
+        );
+    }
+
+    #[retry_on_failure(
+        max_attempts = 5,
+        initial_delay = 1,
+        jitter = "none",
+        name = "attribute.dropped",
+        stats = true
+    )]
+    async fn slow_to_fail(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_dropped_during_its_backoff_is_unfinished_not_lost() {
+        let s = Script::new(vec![Err(ApiError::Unavailable)]);
+        let start = Instant::now();
+        let dropped = tokio::time::timeout(Duration::from_millis(1500), slow_to_fail(&s)).await;
+        assert!(dropped.is_err());
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+        let snap = stats::snapshot();
+        let f = snap.get("attribute.dropped").unwrap();
+        assert_eq!((f.calls, f.unfinished, f.retries), (1, 1, 2));
+    }
+}
+
+#[cfg(feature = "tracing")]
+mod attribute_tracing {
+    use super::attribute::{ApiError, Script};
+    use super::subscriber::Capture;
+    use retry_runtime::retry_on_failure;
+
+    #[retry_on_failure(
+        max_attempts = 2,
+        initial_delay = 0.1,
+        jitter = "none",
+        name = "attribute.traced"
+    )]
+    async fn traced_call(s: &Script) -> Result<u32, ApiError> {
+        tracing::info!("calling");
+        s.next()
+    }
+
+    #[test]
+    fn the_tracing_feature_instruments_every_annotated_fn() {
+        let capture = Capture::default();
+        super::tracing_feature::traced(&capture, || {
+            super::tracing_feature::paused_runtime().block_on(async {
+                let s = Script::new(vec![Err(ApiError::Unavailable), Err(ApiError::BadKey)]);
+                assert_eq!(traced_call(&s).await, Err(ApiError::BadKey));
+            })
+        });
+        let spans = capture.spans();
+        let span = spans
+            .iter()
+            .find(|s| s.name == "retry" && s.fields["name"] == "attribute.traced")
+            .expect("a span for the call");
+        let events = capture.events();
+        let calling = events
+            .iter()
+            .filter(|e| e.fields["message"] == "calling")
+            .count();
+        assert_eq!(calling, 2);
+        let retry = events
+            .iter()
+            .find(|e| e.fields["message"] == "retrying" && e.parent == Some(span.id))
+            .expect("a retry event");
+        assert_eq!(retry.fields["delay_ms"], "100");
+        assert_eq!(retry.fields["error"], "503 service unavailable");
+        let give_up = events
+            .iter()
+            .find(|e| e.fields["message"] == "giving up" && e.parent == Some(span.id))
+            .expect("a give-up event");
+        assert_eq!(give_up.fields["reason"], "not_retryable");
+        assert_eq!(give_up.fields["error"], "401 bad key");
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod attribute_metrics {
+    use super::attribute::{ApiError, Script};
+    use super::recorder::Capture;
+    use retry_runtime::metrics_observer::{CALLS_TOTAL, RETRIES_TOTAL};
+    use retry_runtime::retry_on_failure;
+
+    #[retry_on_failure(max_attempts = 3, initial_delay = 0, name = "attribute.metered")]
+    async fn metered(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[test]
+    fn the_metrics_feature_counts_every_annotated_fn() {
+        let capture = Capture::default();
+        metrics::with_local_recorder(&capture, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(async {
+                    metered(&Script::new(vec![Ok(1)])).await.unwrap();
+                    metered(&Script::new(vec![Err(ApiError::Unavailable), Ok(1)]))
+                        .await
+                        .unwrap();
+                    metered(&Script::new(vec![Err(ApiError::Unavailable)]))
+                        .await
+                        .unwrap_err();
+                })
+        });
+        let f = "attribute.metered";
+        let calls =
+            |outcome: &str| capture.counter(CALLS_TOTAL, &[("fn", f), ("outcome", outcome)]);
+        assert_eq!(calls("success"), 2);
+        assert_eq!(calls("exhausted"), 1);
+        assert_eq!(capture.counter(RETRIES_TOTAL, &[("fn", f)]), 1 + 2);
     }
 }

@@ -105,19 +105,22 @@ impl Locals {
 
 // Input:
 //     the validated config, the fn body `{ body }` and the type each attempt returns, `R`
-// Output:
+// Output (without the optional pieces, each generated only when its key is given):
 //     {
-//         let __retry_policy: &RetryPolicy = &<const, env or config policy>;
+//         const __RETRY_POLICY: RetryPolicy = policy(<validated literals>);
 //         let mut __retry_call = CallState::<()>::new();
+//         let __retry_stats = __retry_stats!(name);    // these three are zero-sized no-ops
+//         let __retry_metrics = __retry_metrics!(name);  // unless the runtime's `stats`,
+//         let __retry_trace = __retry_trace!(R, name);   // `metrics`, `tracing` features are on
 //         let __retry_out: R = loop {
-//             let __retry_result: R = async { body }.await;
-//             match __retry_call.step(__retry_policy, name, __retry_result, <classify>,
-//                                     <retry_if_ok or never>, no_gate, &()) {
+//             let __retry_result: R = __retry_trace.instrument(__retry_stats.watch(async { body })).await;
+//             match __retry_call.step(&__RETRY_POLICY, name, __retry_result, <classify>,
+//                                     <retry_if_ok or never>, no_gate, &(<observers>)) {
 //                 Break(done) => break done,
 //                 Continue(delay) => sleep(delay).await,
 //             }
 //         };
-//         __retry_out            // or fallback(__retry_out, <fallback>)
+//         __retry_out            // or recover(__retry_out, <fallback>)
 //     }
 fn retry_loop(
     config: &Config,
@@ -138,33 +141,12 @@ fn retry_loop(
         out,
     } = &l;
 
-    let (policy_decl, policy) = policy_decl(config, policy);
-    // A literal policy picks its clock at compile time (none at all without `max_time`); a policy
-    // known only at run time reads the clock only when it has a `max_time`.
-    let new_call = match &config.policy {
-        PolicySource::Literals(t) if t.max_time.is_none() => {
-            quote!(#rt::__private::CallState::<()>::new())
-        }
-        PolicySource::Literals(_) => {
-            quote!(#rt::__private::CallState::<#rt::__private::Instant>::new())
-        }
-        PolicySource::Env { .. } | PolicySource::Expr(_) => {
-            quote!(#rt::__private::DynCallState::new(#policy))
-        }
-    };
     let mut anchor = ret.clone();
     ImplTraitToInfer.visit_type_mut(&mut anchor);
-    let attempt = attempt(config, flavor, body, &anchor);
-    let attempt = with_timeout(config, flavor, &anchor, attempt);
-    let classify = classify(config, err);
-    let retry_ok = match &config.classify.retry_if_ok {
-        Some(pred) => quote!(#pred),
-        None => quote!(#rt::__private::never),
-    };
-    let sleep = flavor.sleep(delay);
-    let observer = Ident::new("__retry_observer", Span::mixed_site());
-    let (observer_decl, observer_start) = observers(config, &observer, &anchor);
-    let gate = gate(config, flavor, call, &observer, &anchor);
+    let (policy_decl, policy) = policy_decl(config, policy);
+    let new_call = new_call(config, &policy);
+    let observers = observers(config, name, call, &anchor);
+    let gate = gate(config, flavor, call, &observers, &anchor);
     let (gate_decl, admit, settle) = match &gate {
         Some(g) => (&g.decl, &g.admit, &g.settle),
         None => (
@@ -173,6 +155,16 @@ fn retry_loop(
             &quote!(#rt::__private::no_gate),
         ),
     };
+    let (context_decl, context_bind) = context(config, call);
+    let attempt = attempt(config, flavor, body, &anchor, &observers);
+    let classify = classify(config, err);
+    let retry_ok = match &config.classify.retry_if_ok {
+        Some(pred) => quote!(#pred),
+        None => quote!(#rt::__private::never),
+    };
+    let sleep = flavor.sleep(delay);
+    let observer_decl = &observers.decl;
+    let observer = &observers.tuple;
     // Errors about the return type (not a `Result`) point at the return type.
     let step = quote_spanned! {ret.span()=>
         #call.step(
@@ -193,13 +185,14 @@ fn retry_loop(
     quote! {
         {
             #policy_decl
+            let mut #call = #new_call;
             #gate_decl
             #observer_decl
-            #observer_start
-            let mut #call = #new_call;
+            #context_decl
             #[allow(clippy::never_loop, clippy::redundant_closure_call)]
             let #out: #anchor = #loop_token {
                 #admit
+                #context_bind
                 let #result: #anchor = #attempt;
                 match #step {
                     ::core::ops::ControlFlow::Break(#done) => break #done,
@@ -209,6 +202,120 @@ fn retry_loop(
             #finish
         }
     }
+}
+
+// Output: the per-call state. A literal policy picks its clock at compile time (none at all
+// without `max_time`); a policy known only at run time reads the clock only when it has a
+// `max_time`; hooks and the attempt context always need the start time.
+//     CallState::<()>::new()  |  CallState::<Instant>::new()  |  DynCallState::new(policy)
+fn new_call(config: &Config, policy: &TokenStream) -> TokenStream {
+    let rt = quote!(::retry_runtime);
+    let needs_clock =
+        config.on_retry.is_some() || config.on_give_up.is_some() || config.context.is_some();
+    match &config.policy {
+        PolicySource::Literals(t) if t.max_time.is_none() && !needs_clock => {
+            quote!(#rt::__private::CallState::<()>::new())
+        }
+        PolicySource::Env { .. } | PolicySource::Expr(_) if !needs_clock => {
+            quote!(#rt::__private::DynCallState::new(#policy))
+        }
+        _ => quote!(#rt::__private::CallState::<#rt::__private::Instant>::new()),
+    }
+}
+
+/// The observers of a call: their declarations, the tuple `step` sees, and the two that wrap
+/// each attempt's future.
+struct Observers {
+    decl: TokenStream,
+    /// `(&a, &b, ..)`, built where it is used so that it is not stored in the future.
+    tuple: TokenStream,
+    stats: Ident,
+    trace: Ident,
+}
+
+// Output, in the order the observers see each retry: a vetoing budget first, so that nobody counts
+// a retry it vetoes; then the hooks, statistics, metrics and tracing:
+//     let __retry_budget = budget(&B);
+//     let __retry_on_retry = on_retry::<R, _>(F);
+//     let __retry_on_give_up = on_give_up::<R, _, _>(name, __retry_call.clock(), G);
+//     static __RETRY_STATS: FnStats = FnStats::new(name);      // `stats = true`
+//     let __retry_stats = __RETRY_STATS.start();               // (or `Off`, or `__retry_stats!`)
+//     let __retry_metrics = __retry_metrics!(name);
+//     let __retry_trace = __retry_trace!(R, name);
+// and the tuple `(&__retry_budget, &__retry_on_retry, .., &__retry_trace)`.
+fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -> Observers {
+    let rt = quote!(::retry_runtime);
+    let local = |n: &str| Ident::new(n, Span::mixed_site());
+    let (stats, metrics, trace) = (
+        local("__retry_stats"),
+        local("__retry_metrics"),
+        local("__retry_trace"),
+    );
+    let mut decl = TokenStream::new();
+    let mut refs = Vec::new();
+    if let Some(b) = &config.budget {
+        let budget = local("__retry_budget");
+        decl.extend(quote_spanned!(b.span()=> let #budget = #rt::__private::budget(&#b);));
+        refs.push(budget);
+    }
+    if let Some(f) = &config.on_retry {
+        let hook = local("__retry_on_retry");
+        decl.extend(
+            quote_spanned!(f.span()=> let #hook = #rt::__private::on_retry::<#anchor, _>(#f);),
+        );
+        refs.push(hook);
+    }
+    if let Some(f) = &config.on_give_up {
+        let hook = local("__retry_on_give_up");
+        decl.extend(quote_spanned! {f.span()=>
+            let #hook = #rt::__private::on_give_up::<#anchor, _, _>(#name, #call.clock(), #f);
+        });
+        refs.push(hook);
+    }
+    decl.extend(match config.stats {
+        Some(true) => quote! {
+            static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
+            let #stats = __RETRY_STATS.start();
+        },
+        Some(false) => quote!(let #stats = #rt::__private::Off;),
+        None => quote!(let #stats = #rt::__retry_stats!(#name);),
+    });
+    // With an `impl Trait` in the return type (`_` in the anchor), the error type cannot be
+    // named before the first attempt: tracing then shows errors by type name.
+    let trace_init = if has_infer(anchor) {
+        quote!(#rt::__retry_trace!(@by_type_name #name))
+    } else {
+        quote!(#rt::__retry_trace!(#anchor, #name))
+    };
+    decl.extend(quote! {
+        let #metrics = #rt::__retry_metrics!(#name);
+        let #trace = #trace_init;
+    });
+    refs.extend([stats.clone(), metrics, trace.clone()]);
+    Observers {
+        decl,
+        tuple: quote!((#(&#refs,)*)),
+        stats,
+        trace,
+    }
+}
+
+// Output, with `context = ctx`:
+//     let __retry_context = ContextState::new();                   // once per call
+//     let ctx: &AttemptContext = &__retry_context.attempt(&__retry_call);   // before each attempt
+fn context(config: &Config, call: &Ident) -> (TokenStream, TokenStream) {
+    let Some(ctx) = &config.context else {
+        return (TokenStream::new(), TokenStream::new());
+    };
+    let rt = quote!(::retry_runtime);
+    let state = Ident::new("__retry_context", Span::mixed_site());
+    (
+        quote!(let #state = #rt::__private::ContextState::new();),
+        quote! {
+            #[allow(unused_variables)]
+            let #ctx: &#rt::AttemptContext = &#state.attempt(&#call);
+        },
+    )
 }
 
 /// What a fn with a breaker or a throttle runs around each attempt.
@@ -227,7 +334,7 @@ struct GateCode {
 //     // before each attempt:
 //     let __retry_permit = match Gate::admit(&__retry_gate) {
 //         Admission::Proceed(p) => p,
-//         Admission::Wait(d, p) => { sleep(d).await; p }
+//         Admission::Wait(d, p) => { stats.watch(sleep(d)).await; p }
 //         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
 //     };
 //     // settle: |outcome| Gate::settle(&__retry_gate, __retry_permit, outcome)
@@ -238,7 +345,7 @@ fn gate(
     config: &Config,
     flavor: Flavor,
     call: &Ident,
-    observer: &Ident,
+    observers: &Observers,
     anchor: &Type,
 ) -> Option<GateCode> {
     let rt = quote!(::retry_runtime);
@@ -255,9 +362,15 @@ fn gate(
         .throttle
         .as_ref()
         .map(|t| quote_spanned!(t.span()=> #rt::__private::throttle(&#t)));
-    let sleep = flavor.sleep(&wait);
-    let admit = match (&breaker, &config.circuit_breaker) {
-        (Some(_), Some(b)) => {
+    // A call waiting for its turn has suspended: statistics see it as unfinished until it ends.
+    let stats = &observers.stats;
+    let sleep = match flavor {
+        Flavor::Async(_) => quote!(#stats.watch(#rt::__private::sleep(#wait)).await),
+        Flavor::Blocking => flavor.sleep(&wait),
+    };
+    let observer = &observers.tuple;
+    let admit = match &config.circuit_breaker {
+        Some(b) => {
             let rejected =
                 quote_spanned!(b.span()=> #rt::__private::circuit_open::<#anchor>(#open));
             quote! {
@@ -277,7 +390,7 @@ fn gate(
                 };
             }
         }
-        _ => quote! {
+        None => quote! {
             let (#wait, #permit) = #rt::__private::pace(#gate);
             if let ::core::option::Option::Some(#wait) = #wait {
                 #sleep;
@@ -297,47 +410,31 @@ fn gate(
     })
 }
 
-// Output: the observers every call reports to, as one tuple, and the call-start notification:
-//     let __retry_observer = (<stats>, <hooks>, budget(&B));    // the budget last: nothing
-//     start::<R, _>(&__retry_observer);                          // vetoes after it spent a token
-// or `let __retry_observer = ();` and nothing.
-fn observers(config: &Config, observer: &Ident, anchor: &Type) -> (TokenStream, TokenStream) {
-    let rt = quote!(::retry_runtime);
-    let mut parts: Vec<TokenStream> = Vec::new();
-    if let Some(b) = &config.budget {
-        parts.push(quote_spanned!(b.span()=> #rt::__private::budget(&#b)));
-    }
-    if parts.is_empty() {
-        return (quote!(let #observer = ();), TokenStream::new());
-    }
-    (
-        quote!(let #observer = (#(#parts,)*);),
-        quote!(#rt::__private::start::<#anchor, _>(&#observer);),
-    )
-}
-
 // Input:
 //     `{ body }`
 // Output (async):
-//     async { body }.await
-// or, with `clone = [a]`:
-//     { let mut a = ::core::clone::Clone::clone(&a); async { body }.await }
+//     __retry_trace.instrument(__retry_stats.watch(async { body })).await
+// with `attempt_timeout`, `async { body }` becomes `with_timeout(d, async { body }, ..)`; with
+// `clone = [a]`, the whole is preceded by `let mut a = ::core::clone::Clone::clone(&a);` in a block.
 // Output (blocking):
 //     (|| -> R { body })()
 //
 // The block is not `move`: it borrows the arguments, so `&mut self` is re-borrowed on each attempt
 // and `?`/`return` end the attempt. A body that moves an argument gets rustc's "value moved here,
 // in previous iteration of loop", pointing at the argument.
-fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) -> TokenStream {
+fn attempt(
+    config: &Config,
+    flavor: Flavor,
+    body: &dyn ToTokens,
+    anchor: &Type,
+    observers: &Observers,
+) -> TokenStream {
     let run = match flavor {
         Flavor::Async(span) => {
             let async_token = quote_spanned!(span=> async);
-            let run = quote!(#async_token #body);
-            if config.attempt_timeout.is_some() {
-                run
-            } else {
-                quote!(#run.await)
-            }
+            let fut = with_timeout(config, anchor, quote!(#async_token #body));
+            let Observers { stats, trace, .. } = observers;
+            quote!(#trace.instrument(#stats.watch(#fut)).await)
         }
         Flavor::Blocking => quote! {
             (|| -> #anchor #body)()
@@ -356,18 +453,13 @@ fn attempt(config: &Config, flavor: Flavor, body: &dyn ToTokens, anchor: &Type) 
 }
 
 // Input:
-//     `<attempt>.await` (async flavor)
+//     the attempt's future
 // Output, with `attempt_timeout = 30`:
-//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error::<R>()).await
+//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error::<R>())
 // `timeout_error()` is spanned at the value, so that an error type without `From<AttemptTimedOut>`
 // is reported there.
-fn with_timeout(
-    config: &Config,
-    flavor: Flavor,
-    anchor: &Type,
-    attempt: TokenStream,
-) -> TokenStream {
-    let (Some((secs, span)), Flavor::Async(_)) = (&config.attempt_timeout, flavor) else {
+fn with_timeout(config: &Config, anchor: &Type, attempt: TokenStream) -> TokenStream {
+    let Some((secs, span)) = &config.attempt_timeout else {
         return attempt;
     };
     let nanos = nanos(*secs);
@@ -379,7 +471,6 @@ fn with_timeout(
             #attempt,
             #on_timeout,
         )
-        .await
     }
 }
 
@@ -542,6 +633,19 @@ fn nanos(secs: f64) -> Literal {
         n as u64
     };
     Literal::u64_suffixed(n)
+}
+
+/// Whether a type has a `_` in it (an `impl Trait` replaced by `ImplTraitToInfer`).
+fn has_infer(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'a> syn::visit::Visit<'a> for Finder {
+        fn visit_type_infer(&mut self, _: &'a syn::TypeInfer) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
 }
 
 /// `let x: impl Trait` is not allowed; `_` lets inference fill it in.

@@ -17,7 +17,8 @@ pub(crate) struct Config {
     pub throttle: Option<Expr>,
     /// `name = ".."`, for events and statistics.
     pub name: Option<String>,
-    pub stats: bool,
+    /// `stats = true/false`; `None` leaves it to the runtime's `stats` feature.
+    pub stats: Option<bool>,
     pub on_retry: Option<Expr>,
     pub on_give_up: Option<Expr>,
     /// `context = ctx`: the name bound to the attempt context inside the body.
@@ -136,7 +137,6 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         .unwrap_or_default();
     let name = errors.check(name(args.name.as_ref())).flatten();
     errors.check(returns_a_value(item));
-    errors.check(not_yet_supported(args));
     errors.finish(Config {
         policy,
         classify,
@@ -145,7 +145,7 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         budget: expr(args.budget.as_ref()),
         throttle: expr(args.throttle.as_ref()),
         name,
-        stats: args.stats.as_ref().is_some_and(|v| v.value),
+        stats: args.stats.as_ref().map(|v| v.value),
         on_retry: expr(args.on_retry.as_ref()),
         on_give_up: expr(args.on_give_up.as_ref()),
         context: args.context.as_ref().map(|v| v.value.clone()),
@@ -492,22 +492,4 @@ fn returns_a_value(item: &FnItem) -> syn::Result<()> {
             sig.ident
         ),
     ))
-}
-
-/// Keys whose runtime support has not landed yet.
-fn not_yet_supported(args: &Args) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    let mut reject = |key: &str, tokens: Option<&proc_macro2::TokenStream>| {
-        if let Some(tokens) = tokens {
-            errors.push(syn::Error::new_spanned(
-                tokens,
-                format!("`{key}` is not supported yet"),
-            ));
-        }
-    };
-    reject("stats", args.stats.as_ref().map(|v| &v.tokens));
-    reject("on_retry", args.on_retry.as_ref().map(|v| &v.tokens));
-    reject("on_give_up", args.on_give_up.as_ref().map(|v| &v.tokens));
-    reject("context", args.context.as_ref().map(|v| &v.tokens));
-    errors.finish(())
 }

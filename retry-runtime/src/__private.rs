@@ -11,11 +11,14 @@ use crate::{
 
 pub use crate::call::{CallState, DynCallState, IsResult};
 pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
+pub use crate::context::{AttemptContext, ContextState};
+pub use crate::describe::{
+    ByTypeName, DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef,
+};
 pub use crate::inspect::{
     InspectRequired, InspectViaAsRef, InspectViaError, InspectViaTrait, Inspector,
 };
-pub use crate::context::{AttemptContext, ContextState};
-pub use crate::describe::{DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef};
+pub use crate::optional::Off;
 pub use crate::stats::{CallRecorder, FnStats};
 pub use crate::tracing_observer::TracingCall;
 pub use tokio::time::Instant;
@@ -251,6 +254,13 @@ where
     F: Fn(&R::Err, &mut fmt::Formatter<'_>) -> fmt::Result,
 {
     TracingCall::new(name, fmt)
+}
+
+/// The call's tracing observer for a fn whose return type has an `impl Trait` in it: the error
+/// type is only known from the first attempt, so errors are shown by type name.
+#[inline(always)]
+pub fn tracing_call_by_type_name(name: &'static str) -> TracingCall<ByTypeName> {
+    TracingCall::new(name, ByTypeName)
 }
 
 /// The call's metrics observer, reporting under `stats`'s name.

@@ -55,9 +55,36 @@ impl<E> DescribeOpaque for ErrorRef<'_, E> {
 pub(crate) struct Shown<'a, E, F>(pub(crate) &'a E, pub(crate) &'a F);
 
 #[cfg(any(feature = "tracing", test))]
-impl<E, F: Fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Shown<'_, E, F> {
+impl<E, F: Describe<E>> fmt::Display for Shown<'_, E, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (self.1)(self.0, f)
+        self.1.describe(self.0, f)
+    }
+}
+
+/// How an observer shows an error: the expansion's autoref closure (`Display`, else `Debug`, else
+/// the type name), or [`ByTypeName`] where the error type cannot be named up front.
+#[doc(hidden)]
+pub trait Describe<E> {
+    /// Writes `err`.
+    fn describe(&self, err: &E, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+impl<E, F: Fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result> Describe<E> for F {
+    #[inline]
+    fn describe(&self, err: &E, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self(err, f)
+    }
+}
+
+/// Shows any error by its type name; for a fn whose return type has an `impl Trait` in it, where
+/// the expansion cannot name the error type before the first attempt.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct ByTypeName;
+
+impl<E> Describe<E> for ByTypeName {
+    fn describe(&self, _: &E, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an error of type `{}`", std::any::type_name::<E>())
     }
 }
 

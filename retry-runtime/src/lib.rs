@@ -173,6 +173,7 @@ mod inspect;
 mod jitter;
 pub mod metrics_observer;
 mod observe;
+mod optional;
 mod policy;
 pub mod retry;
 pub mod retry_after;
@@ -191,16 +192,16 @@ pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
 pub use budget::{BudgetStats, RetryBudget};
 pub use call::{CallClock, CallState, DynCallState, IsResult};
 pub use classify::{Classification, Retryable};
-pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
-pub use error::PolicyError;
-pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate};
-pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use context::{
     AttemptContext, ContextState, HeaderStr, IdempotencyKey, IDEMPOTENCY_KEY_HEADER,
     RETRY_COUNT_HEADER,
 };
+pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
+pub use error::PolicyError;
 pub use events::{GiveUpEvent, GiveUpReason, RetryEvent};
+pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate};
 pub use hooks::{OnGiveUp, OnRetry};
+pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};

@@ -19,14 +19,13 @@ pub use disabled::TracingCall;
 
 #[cfg(feature = "tracing")]
 mod enabled {
-    use std::fmt;
     use std::future::Future;
     use std::time::Duration;
 
     use tracing::instrument::{Instrument, Instrumented};
     use tracing::Span;
 
-    use crate::describe::Shown;
+    use crate::describe::{Describe, Shown};
     use crate::{GiveUpReason, Observer, RetryEvent};
 
     /// One call's span and its error formatter: an [`Observer`] that logs retries and give-ups.
@@ -65,7 +64,7 @@ mod enabled {
         }
     }
 
-    impl<E, F: Fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result> Observer<E> for TracingCall<F> {
+    impl<E, F: Describe<E>> Observer<E> for TracingCall<F> {
         #[inline]
         fn on_success(&self, attempts: u32) {
             self.span.record("attempts", attempts);

@@ -1,0 +1,104 @@
+//! The observers that the runtime's cargo features add to every annotated fn. The attribute
+//! cannot see this crate's features, so it calls these `macro_rules!`, which are defined once per
+//! feature state: with a feature off, they expand to a zero-sized no-op and cost nothing, at run
+//! time or at compile time.
+
+use std::future::Future;
+
+use crate::Observer;
+
+/// An observer that observes nothing, and wraps an attempt's future in nothing: what a feature
+/// that is off contributes.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Off;
+
+impl Off {
+    /// The future itself.
+    #[inline(always)]
+    pub fn watch<F: Future>(&self, fut: F) -> F {
+        fut
+    }
+
+    /// The future itself.
+    #[inline(always)]
+    pub fn instrument<F: Future>(&self, fut: F) -> F {
+        fut
+    }
+}
+
+impl<E> Observer<E> for Off {}
+
+/// Per-fn statistics when the `stats` feature is on (every annotated fn records, unless it says
+/// `stats = false`); [`Off`] otherwise.
+#[doc(hidden)]
+#[cfg(feature = "stats")]
+#[macro_export]
+macro_rules! __retry_stats {
+    ($name:expr) => {{
+        static __RETRY_STATS: $crate::__private::FnStats = $crate::__private::FnStats::new($name);
+        __RETRY_STATS.start()
+    }};
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "stats"))]
+#[macro_export]
+macro_rules! __retry_stats {
+    ($name:expr) => {
+        $crate::__private::Off
+    };
+}
+
+/// A span per call and events per retry and give-up with the `tracing` feature; [`Off`]
+/// otherwise. The error is shown with `Display`, else `Debug`, else its type name.
+#[doc(hidden)]
+#[cfg(feature = "tracing")]
+#[macro_export]
+macro_rules! __retry_trace {
+    (@by_type_name $name:expr) => {
+        $crate::__private::tracing_call_by_type_name($name)
+    };
+    ($ret:ty, $name:expr) => {
+        $crate::__private::tracing_call::<$ret, _>($name, |e, f| {
+            #[allow(unused_imports)]
+            use $crate::__private::{
+                DescribeOpaque as _, DescribeViaDebug as _, DescribeViaDisplay as _,
+            };
+            (&&$crate::__private::ErrorRef(e)).__retry_describe(f)
+        })
+    };
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "tracing"))]
+#[macro_export]
+macro_rules! __retry_trace {
+    (@by_type_name $name:expr) => {
+        $crate::__private::Off
+    };
+    ($ret:ty, $name:expr) => {
+        $crate::__private::Off
+    };
+}
+
+/// Counters and histograms through the `metrics` facade with the `metrics` feature; [`Off`]
+/// otherwise.
+#[doc(hidden)]
+#[cfg(feature = "metrics")]
+#[macro_export]
+macro_rules! __retry_metrics {
+    ($name:expr) => {{
+        static __RETRY_LABELS: $crate::__private::FnStats = $crate::__private::FnStats::new($name);
+        $crate::__private::metrics_call(&__RETRY_LABELS)
+    }};
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "metrics"))]
+#[macro_export]
+macro_rules! __retry_metrics {
+    ($name:expr) => {
+        $crate::__private::Off
+    };
+}
