@@ -16,10 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use std::ops::ControlFlow;
-
-use retry_runtime::stats::FnStats;
-use retry_runtime::{retry_on_failure, CallState, Classification, ContextState, RetryPolicy};
+use retry_runtime::retry_on_failure;
 
 /// Counts every allocation made by the process.
 struct Counting;
@@ -119,55 +116,54 @@ async fn tryhard(x: u64) -> Result<u64, ProviderError> {
         .await
 }
 
-/// What the attribute expands to with per-fn statistics (on by default): the same loop, with a
-/// `static` [`FnStats`] and its per-call recorder as the observer.
-async fn expanded_with_stats(x: u64) -> Result<u64, ProviderError> {
-    static STATS: FnStats = FnStats::new("bench::expanded_with_stats");
-    const POLICY: RetryPolicy = RetryPolicy::DEFAULT;
-    let recorder = STATS.start();
-    let mut call = CallState::<()>::new();
-    loop {
-        let result = recorder.watch(async { provider(x) }).await;
-        match call.step(
-            &POLICY,
-            STATS.name(),
-            result,
-            |_| Classification::retry(),
-            |_| false,
-            |_| {},
-            &recorder,
-        ) {
-            ControlFlow::Break(done) => break done,
-            ControlFlow::Continue(delay) => tokio::time::sleep(delay).await,
-        }
+#[derive(Debug, thiserror::Error)]
+#[error("rate limited")]
+struct RateLimitError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad key")]
+struct AuthenticationError;
+
+#[derive(Debug, thiserror::Error)]
+enum ClassifiedError {
+    #[error(transparent)]
+    RateLimited(#[from] RateLimitError),
+    #[error(transparent)]
+    Auth(#[from] AuthenticationError),
+    #[error(transparent)]
+    Open(#[from] retry_runtime::CircuitOpen),
+}
+
+#[inline(always)]
+fn classified_provider(x: u64) -> Result<u64, ClassifiedError> {
+    if black_box(false) {
+        Err(RateLimitError.into())
+    } else {
+        Ok(black_box(x).wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 }
 
-/// Statistics plus `context = ctx`: the call reads the clock and draws an idempotency key.
-async fn expanded_with_stats_and_context(x: u64) -> Result<u64, ProviderError> {
-    static STATS: FnStats = FnStats::new("bench::expanded_with_stats_and_context");
-    const POLICY: RetryPolicy = RetryPolicy::DEFAULT;
-    let recorder = STATS.start();
-    let mut call = CallState::<tokio::time::Instant>::new();
-    let context = ContextState::new();
-    loop {
-        let ctx = context.attempt(&call);
-        let result = recorder
-            .watch(async { provider(x ^ u64::from(ctx.attempt())) })
-            .await;
-        match call.step(
-            &POLICY,
-            STATS.name(),
-            result,
-            |_| Classification::retry(),
-            |_| false,
-            |_| {},
-            &recorder,
-        ) {
-            ControlFlow::Break(done) => break done,
-            ControlFlow::Continue(delay) => tokio::time::sleep(delay).await,
-        }
-    }
+#[retry_on_failure(retry_on = [RateLimitError], give_up_on = [AuthenticationError])]
+async fn annotated_with_lists(x: u64) -> Result<u64, ClassifiedError> {
+    classified_provider(x)
+}
+
+#[retry_on_failure(stats = true)]
+async fn annotated_with_stats(x: u64) -> Result<u64, ProviderError> {
+    provider(x)
+}
+
+static BREAKER: retry_runtime::CircuitBreaker = retry_runtime::CircuitBreaker::new("bench");
+static BUDGET: retry_runtime::RetryBudget = retry_runtime::RetryBudget::new();
+
+#[retry_on_failure(circuit_breaker = BREAKER, budget = BUDGET)]
+async fn annotated_with_breaker_and_budget(x: u64) -> Result<u64, ClassifiedError> {
+    classified_provider(x)
+}
+
+#[retry_on_failure(context = ctx)]
+async fn annotated_with_context(x: u64) -> Result<u64, ProviderError> {
+    provider(x ^ u64::from(ctx.attempt()))
 }
 
 /// Creates the future, polls it once, returns its output. Panics if it is not ready at once.
@@ -236,12 +232,17 @@ fn main() {
         variant!("tokio-retry2 0.9 (with jitter)", tokio_retry2),
         variant!("tryhard 0.5 (no jitter)", tryhard),
         variant!(
-            "expansion + stats (CallState + FnStats)",
-            expanded_with_stats
+            "#[retry_on_failure] + retry_on/give_up_on lists",
+            annotated_with_lists
+        ),
+        variant!("#[retry_on_failure] + stats = true", annotated_with_stats),
+        variant!(
+            "#[retry_on_failure] + breaker + budget",
+            annotated_with_breaker_and_budget
         ),
         variant!(
-            "expansion + stats + context (clock, key)",
-            expanded_with_stats_and_context
+            "#[retry_on_failure] + context (clock, random key)",
+            annotated_with_context
         ),
     ];
     const BASELINE: usize = 1;

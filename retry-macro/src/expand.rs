@@ -131,6 +131,7 @@ fn retry_loop(
 ) -> TokenStream {
     let rt = quote!(::retry_runtime);
     let l = Locals::new(ret);
+    let flow = Ident::new("__retry_flow", Span::mixed_site());
     let Locals {
         call,
         result,
@@ -194,7 +195,10 @@ fn retry_loop(
                 #admit
                 #context_bind
                 let #result: #anchor = #attempt;
-                match #step {
+                // A `let`, not a `match` on the call: the temporaries of a match scrutinee (the
+                // observer tuple) would live across the sleep's await and grow the future.
+                let #flow = #step;
+                match #flow {
                     ::core::ops::ControlFlow::Break(#done) => break #done,
                     ::core::ops::ControlFlow::Continue(#delay) => #sleep,
                 }
