@@ -2,3 +2,8 @@
 
 pub mod drive;
 pub mod fake_provider;
+
+/// The README's Rust examples, compiled and run as doctests so that what a user pastes works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

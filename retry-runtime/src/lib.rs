@@ -117,6 +117,70 @@
 //! - **Per request** (feature `http`): `RetryPolicy::from_headers(&headers, "helicone-")` reads
 //!   Helicone's `helicone-retry-*` headers.
 //!
+//! ## Resilience across calls
+//!
+//! Shared by every call to one provider, usually as `static`s given to the attribute:
+//! [`CircuitBreaker`] (`circuit_breaker = ..`: closed, open, half-open; while open a call returns
+//! [`CircuitOpen`] without touching the provider), [`RetryBudget`] (`budget = ..`: retries spend
+//! tokens, successes earn them back) and [`AdaptiveThrottle`] (`throttle = ..`: learns the
+//! provider's rate from 429s and paces every caller). Each is lock-free or holds a lock for a few
+//! instructions, and is `Send + Sync`.
+//!
+//! ```
+//! use retry_runtime::{retry_on_failure, CircuitBreaker, CircuitOpen, RetryBudget};
+//! use std::time::Duration;
+//!
+//! static OPENAI: CircuitBreaker = CircuitBreaker::new("openai")
+//!     .failure_threshold(5)
+//!     .cool_down(Duration::from_secs(30));
+//! static OPENAI_BUDGET: RetryBudget = RetryBudget::new();
+//!
+//! #[derive(Debug)]
+//! enum ProviderError { Unavailable, Open(CircuitOpen) }
+//! impl From<CircuitOpen> for ProviderError {
+//!     fn from(open: CircuitOpen) -> Self { ProviderError::Open(open) }
+//! }
+//!
+//! #[retry_on_failure(circuit_breaker = OPENAI, budget = OPENAI_BUDGET)]
+//! async fn complete(prompt: &str) -> Result<String, ProviderError> {
+//!     Ok(prompt.to_owned())
+//! }
+//! ```
+//!
+//! ## Seeing retries
+//!
+//! `stats = true` (or the `stats` feature, for every annotated fn) records each call in a
+//! [`stats::FnStats`]; [`stats::snapshot()`] lists them all and prints as a table. `on_retry` and
+//! `on_give_up` run closures with a [`RetryEvent`] and a [`GiveUpEvent`]; `context = ctx` binds an
+//! [`AttemptContext`] (attempt number, elapsed time, idempotency key) inside the body. The
+//! `tracing` and `metrics` features report through [`tracing_observer`] and [`metrics_observer`].
+//!
+//! ```
+//! use retry_runtime::{retry_on_failure, stats, AttemptContext, RetryEvent};
+//! # #[derive(Debug)] struct Flaky;
+//!
+//! fn log(err: &Flaky, event: &RetryEvent) {
+//!     eprintln!("{}: attempt {} failed ({err:?}), retrying in {:?}", event.name, event.attempt, event.delay);
+//! }
+//!
+//! #[retry_on_failure(name = "demo.call", stats = true, on_retry = log, context = ctx, initial_delay = 0)]
+//! async fn call(fail_first: bool) -> Result<String, Flaky> {
+//!     let ctx: &AttemptContext = ctx;
+//!     if fail_first && ctx.attempt() == 1 {
+//!         return Err(Flaky);
+//!     }
+//!     Ok(ctx.idempotency_key().to_string())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! call(true).await.unwrap();
+//! let snapshot = stats::snapshot();
+//! let figures = snapshot.get("demo.call").unwrap();
+//! assert_eq!((figures.calls, figures.retries), (1, 1));
+//! println!("{snapshot}");
+//! # }
+//! ```
+//!
 //! ## Testing your own code
 //!
 //! Two ways to keep the retries of the code under test from slowing a test suite down:
