@@ -37,12 +37,17 @@ fn flaky(i: u32, attempt: u32) -> Result<String, ProviderError> {
     }
 }
 
-#[retry_on_failure(name = "openai.complete", max_attempts = 4, initial_delay = 0.5)]
+#[retry_on_failure(
+    name = "openai.complete",
+    stats = true,
+    max_attempts = 4,
+    initial_delay = 0.5
+)]
 async fn complete(i: u32, attempts: &AtomicU32) -> Result<String, ProviderError> {
     flaky(i, attempts.fetch_add(1, Ordering::Relaxed) + 1)
 }
 
-#[retry_on_failure(name = "anthropic.messages", max_attempts = 3)]
+#[retry_on_failure(name = "anthropic.messages", stats = true, max_attempts = 3)]
 async fn messages(i: u32, attempts: &AtomicU32) -> Result<String, ProviderError> {
     flaky(i + 3, attempts.fetch_add(1, Ordering::Relaxed) + 1)
 }

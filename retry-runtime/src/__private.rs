@@ -13,7 +13,7 @@ pub use crate::call::{CallState, DynCallState, IsResult};
 pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
 pub use crate::context::{AttemptContext, ContextState};
 pub use crate::describe::{
-    ByTypeName, DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef,
+    ByTypeName, Describe, DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef,
 };
 pub use crate::inspect::{
     InspectRequired, InspectViaAsRef, InspectViaError, InspectViaTrait, Inspector,
