@@ -81,6 +81,7 @@ struct Locals {
     err: Ident,
     policy: Ident,
     out: Ident,
+    flow: Ident,
 }
 
 impl Locals {
@@ -99,6 +100,7 @@ impl Locals {
             err: Ident::new("__retry_err", Span::call_site()),
             policy: local("__retry_policy"),
             out: local("__retry_out"),
+            flow: local("__retry_flow"),
         }
     }
 }
@@ -114,8 +116,9 @@ impl Locals {
 //         let __retry_trace = __retry_trace!(R, name);   // `metrics`, `tracing` features are on
 //         let __retry_out: R = loop {
 //             let __retry_result: R = __retry_trace.instrument(__retry_stats.watch(async { body })).await;
-//             match __retry_call.step(&__RETRY_POLICY, name, __retry_result, <classify>,
-//                                     <retry_if_ok or never>, no_gate, &(<observers>)) {
+//             let __retry_flow = __retry_call.step(&__RETRY_POLICY, name, __retry_result,
+//                 <classify>, <retry_if_ok or never>, no_gate, &(<observers>));
+//             match __retry_flow {
 //                 Break(done) => break done,
 //                 Continue(delay) => sleep(delay).await,
 //             }
@@ -131,7 +134,6 @@ fn retry_loop(
 ) -> TokenStream {
     let rt = quote!(::retry_runtime);
     let l = Locals::new(ret);
-    let flow = Ident::new("__retry_flow", Span::mixed_site());
     let Locals {
         call,
         result,
@@ -140,6 +142,7 @@ fn retry_loop(
         err,
         policy,
         out,
+        flow,
     } = &l;
 
     let mut anchor = ret.clone();
