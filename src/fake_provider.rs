@@ -85,6 +85,8 @@ pub struct Recorded {
     pub retry_count: Option<String>,
     /// The `model` of the request body.
     pub model: Option<String>,
+    /// Every request header.
+    pub headers: HeaderMap,
 }
 
 #[derive(Default)]
@@ -188,6 +190,7 @@ async fn complete(
             idempotency_key: header("idempotency-key"),
             retry_count: header("x-stainless-retry-count").or_else(|| header("x-retry-count")),
             model,
+            headers: headers.clone(),
         });
         (response, delay)
     };
