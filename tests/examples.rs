@@ -137,3 +137,129 @@ async fn provider_demo_survives_its_fault_script() {
         "{table}"
     );
 }
+
+#[path = "../examples/aicore_style.rs"]
+#[allow(dead_code)] // `main`, and helpers only the example prints with
+mod aicore_style;
+
+/// `cargo run --example aicore_style`: the `LLM_*` variables are honoured, `give_up_on` and
+/// `retry_on` decide, and the breaker opens. One test: the scenarios share the breaker.
+#[tokio::test]
+async fn aicore_style_honours_the_environment_and_its_lists() {
+    use aicore_style::LlmError;
+    // Before the first call of `complete`, which reads them once. Overwritten, so that a
+    // developer's own LLM_* variables do not change the test; no other test reads them.
+    aicore_style::set_demo_environment(true);
+    let demo = aicore_style::Demo::start()
+        .await
+        .expect("the example starts");
+
+    // Four failures then an answer: 5 attempts, as LLM_MAX_RETRIES=5 allows (3 compiled in).
+    let o = demo.env_allows_five_attempts().await;
+    assert_eq!(o.statuses(), [429, 503, 200, 502, 200]);
+    assert!(o.requests[2].slow, "the third attempt timed out");
+    assert_eq!(o.result.as_deref().ok(), Some(HELLO));
+    // LLM_RETRY_MAX_DELAY=0.2 caps each wait (the compiled-in cap is 10 s), beside the 200 ms
+    // timeout of the third attempt.
+    let span = o.requests[4].at - o.requests[0].at;
+    assert!(
+        span < Duration::from_millis(200 + 4 * 200 + 300),
+        "{span:?}"
+    );
+
+    // give_up_on = [AuthenticationError]: one attempt.
+    let o = demo.bad_key_gives_up().await;
+    assert_eq!(o.statuses(), [401]);
+    assert!(
+        matches!(o.result, Err(LlmError::Authentication(_))),
+        "{:?}",
+        o.result
+    );
+
+    // retry_on = [RateLimitError, TimeoutError]: a 503 is returned at once, a 429 retried.
+    let [unavailable, limited] = demo.strict_lists().await;
+    assert_eq!(unavailable.statuses(), [503]);
+    assert!(
+        matches!(unavailable.result, Err(LlmError::Status(_))),
+        "{:?}",
+        unavailable.result
+    );
+    assert_eq!(limited.statuses(), [429, 200]);
+    assert_eq!(limited.result.as_deref().ok(), Some(HELLO));
+
+    // Five 503s in a row: 5 attempts, the breaker opens, the next call sends nothing.
+    let [failing, rejected] = demo.outage_opens_the_breaker().await;
+    assert_eq!(failing.statuses(), [503; 5]);
+    assert!(
+        matches!(failing.result, Err(LlmError::Status(_))),
+        "{:?}",
+        failing.result
+    );
+    assert!(rejected.requests.is_empty());
+    assert!(
+        matches!(rejected.result, Err(LlmError::CircuitOpen(_))),
+        "{:?}",
+        rejected.result
+    );
+
+    let snap = stats::snapshot();
+    let s = snap.get("llm.complete").expect("listed");
+    assert_eq!((s.calls, s.succeeded_after_retry), (4, 1));
+    assert_eq!(s.gave_up.get(GiveUpReason::Exhausted), 1);
+    assert_eq!(s.gave_up.get(GiveUpReason::NotRetryable), 1);
+    assert_eq!(s.gave_up.get(GiveUpReason::CircuitOpen), 1);
+    assert_eq!(s.attempts, 5 + 1 + 5);
+    let s = snap.get("llm.complete_strict").expect("listed");
+    assert_eq!(
+        (
+            s.calls,
+            s.attempts,
+            s.gave_up.get(GiveUpReason::NotRetryable)
+        ),
+        (2, 3, 1)
+    );
+}
+
+#[path = "../examples/backoff_style.rs"]
+#[allow(dead_code)] // `main`
+mod backoff_style;
+
+/// `cargo run --example backoff_style`: only the listed errors are retried, and `max_time = 60`
+/// ends a call whose server asks for a longer wait, at once.
+#[tokio::test]
+async fn backoff_style_retries_only_the_listed_errors_within_max_time() {
+    use backoff_style::OpenAIError;
+    let demo = backoff_style::Demo::start()
+        .await
+        .expect("the example starts");
+
+    let o = demo.transient_errors().await;
+    assert_eq!(o.statuses(), [429, 200, 429, 200]);
+    assert!(o.requests[1].slow, "the second attempt timed out");
+    assert_eq!(
+        o.result.as_ref().map(|c| c.content.as_str()).ok(),
+        Some(HELLO)
+    );
+    assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
+
+    let o = demo.other_errors().await;
+    assert_eq!(o.statuses(), [500]);
+    assert!(
+        matches!(&o.result, Err(OpenAIError::Status(e)) if e.status == 500),
+        "{:?}",
+        o.result
+    );
+
+    let o = demo.past_max_time().await;
+    assert_eq!(o.statuses(), [429]);
+    assert!(
+        matches!(o.result, Err(OpenAIError::RateLimit(_))),
+        "{:?}",
+        o.result
+    );
+    assert!(
+        o.took < Duration::from_secs(1),
+        "gave up without waiting: {:?}",
+        o.took
+    );
+}
