@@ -370,7 +370,6 @@ impl Demo {
 
 // --- main -----------------------------------------------------------------------------------
 
-#[allow(dead_code)] // tests/examples.rs includes this file for its scenarios, not for `main`
 fn main() -> ExitCode {
     // Before the runtime starts its threads, and before the first call reads them.
     set_demo_environment(false);
@@ -393,7 +392,6 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(dead_code)]
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("Environment (read by complete() on its first call):");
     for (name, _) in DEMO_ENV {

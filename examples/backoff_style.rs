@@ -322,7 +322,6 @@ impl Demo {
     }
 }
 
-#[allow(dead_code)] // tests/examples.rs includes this file for its scenarios, not for `main`
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let demo = match Demo::start().await {

@@ -309,7 +309,6 @@ pub async fn serve(config: GatewayConfig) -> Result<SocketAddr, StartError> {
 /// The upstream's key.
 const KEY: &str = "sk-demo-key";
 
-#[allow(dead_code)] // tests/gateway.rs includes this file for the gateway, not for `main`
 #[tokio::main]
 async fn main() -> ExitCode {
     match demo().await {
@@ -319,6 +318,14 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One request of the demo: its retry headers, the upstream's script, the key it sends.
+struct Case {
+    title: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    script: Vec<Reply>,
+    key: &'static str,
 }
 
 async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -338,40 +345,46 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         ("Helicone-Retry-Enabled", "true"),
         ("helicone-retry-min-timeout", "20"),
     ];
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<Reply>, &str)> = vec![
-        (
-            "No retry headers: the upstream's 503 goes straight back",
-            vec![],
-            vec![Reply::Unavailable],
-            KEY,
-        ),
-        (
-            "Retries enabled: 503, then 429, then 200",
-            fast.to_vec(),
-            vec![Reply::Unavailable, Reply::rate_limited_ms(50)],
-            KEY,
-        ),
-        (
-            "helicone-retry-num: 1 against an upstream that keeps failing",
-            [fast.as_slice(), &[("helicone-retry-num", "1")]].concat(),
-            vec![Reply::Unavailable; 3],
-            KEY,
-        ),
-        (
-            "A bad header value: 400 naming it, nothing sent upstream",
-            [fast.as_slice(), &[("helicone-retry-factor", "0.5")]].concat(),
-            vec![],
-            KEY,
-        ),
-        (
-            "A bad key: the upstream's 401 is not retried",
-            fast.to_vec(),
-            vec![],
-            "sk-wrong-key",
-        ),
+    let cases = [
+        Case {
+            title: "No retry headers: the upstream's 503 goes straight back",
+            headers: vec![],
+            script: vec![Reply::Unavailable],
+            key: KEY,
+        },
+        Case {
+            title: "Retries enabled: 503, then 429, then 200",
+            headers: fast.to_vec(),
+            script: vec![Reply::Unavailable, Reply::rate_limited_ms(50)],
+            key: KEY,
+        },
+        Case {
+            title: "helicone-retry-num: 1 against an upstream that keeps failing",
+            headers: [fast.as_slice(), &[("helicone-retry-num", "1")]].concat(),
+            script: vec![Reply::Unavailable; 3],
+            key: KEY,
+        },
+        Case {
+            title: "A bad header value: 400 naming it, nothing sent upstream",
+            headers: [fast.as_slice(), &[("helicone-retry-factor", "0.5")]].concat(),
+            script: vec![],
+            key: KEY,
+        },
+        Case {
+            title: "A bad key: the upstream's 401 is not retried",
+            headers: fast.to_vec(),
+            script: vec![],
+            key: "sk-wrong-key",
+        },
     ];
     let client = reqwest::Client::new();
-    for (title, headers, script, key) in cases {
+    for Case {
+        title,
+        headers,
+        script,
+        key,
+    } in cases
+    {
         println!("\n{title}");
         let sent: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
         if !sent.is_empty() {

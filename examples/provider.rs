@@ -20,7 +20,7 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use retry_runtime::{
     retry_on_failure, stats, AttemptContext, AttemptTimedOut, CircuitBreaker, CircuitOpen,
-    Classification, GiveUpEvent, GiveUpReason, RetryEvent, Retryable,
+    CircuitState, Classification, GiveUpEvent, GiveUpReason, RetryEvent, Retryable,
 };
 use retry_workspace::fake_provider::{FakeProvider, Recorded, Reply};
 use serde_json::{json, Value};
@@ -340,19 +340,20 @@ impl Demo {
         );
     }
 
-    /// 1. A 429 with `Retry-After: 1`: the retry waits at least the second the server asked for.
+    /// Scenario 1, a 429 with `Retry-After: 1`: the retry waits at least the second the server
+    /// asked for.
     pub async fn rate_limited(&self) -> Outcome {
         heading(1, "Rate limited: 429 with Retry-After: 1");
         self.call(&self.client, [Reply::rate_limited_secs(1)]).await
     }
 
-    /// 2. A 503: retried after a short backoff.
+    /// Scenario 2, a 503: retried after a short backoff.
     pub async fn unavailable(&self) -> Outcome {
         heading(2, "Server overloaded: 503 Service Unavailable");
         self.call(&self.client, [Reply::Unavailable]).await
     }
 
-    /// 3. An answer that takes 2 s: the attempt is cut off at 300 ms and retried.
+    /// Scenario 3, an answer that takes 2 s: the attempt is cut off at 300 ms and retried.
     pub async fn slow(&self) -> Outcome {
         heading(
             3,
@@ -362,13 +363,13 @@ impl Demo {
         self.call(&self.client, [slow]).await
     }
 
-    /// 4. A wrong key: 401, returned at once.
+    /// Scenario 4, a wrong key: 401, returned at once.
     pub async fn bad_key(&self) -> Outcome {
         heading(4, "Bad API key: 401 Unauthorized");
         self.call(&self.bad_key_client, []).await
     }
 
-    /// 5. A 429 whose code is `insufficient_quota`: returned at once.
+    /// Scenario 5, a 429 whose code is `insufficient_quota`: returned at once.
     pub async fn out_of_credit(&self) -> Outcome {
         heading(
             5,
@@ -377,25 +378,28 @@ impl Demo {
         self.call(&self.client, [Reply::InsufficientQuota]).await
     }
 
-    /// 6. Nothing goes wrong.
+    /// Scenario 6: nothing goes wrong.
     pub async fn healthy(&self) -> Outcome {
         heading(6, "Healthy: 200 OK");
         self.call(&self.client, []).await
     }
 
-    /// 7. An outage: three 503s in a row open the breaker, which turns the rest of that call and
-    /// the next call away without touching the provider; after the cool-down a probe call goes
-    /// through and closes it.
+    /// Scenario 7, an outage: three 503s in a row open the breaker, which turns the rest of that
+    /// call and the next call away without touching the provider; after the cool-down a probe
+    /// call goes through and closes it.
     pub async fn outage(&self) -> [Outcome; 3] {
         heading(7, "Outage: 503 after 503, until the circuit breaker opens");
         let first = self.call(&self.client, vec![Reply::Unavailable; 3]).await;
         println!("   -- the breaker is open: the next call fails at once, without a request");
         let second = self.call(&self.client, []).await;
+        // Wait out what is left of the cool-down (and a little more, so the probe is admitted).
+        if let CircuitState::Open { retry_in } = self.client.breaker().state() {
+            tokio::time::sleep(retry_in + Duration::from_millis(5)).await;
+        }
         println!(
-            "   -- after the {} cool-down, the breaker lets one probe call through",
+            "   -- once the {} cool-down is over, the breaker lets one probe call through",
             human(COOL_DOWN)
         );
-        tokio::time::sleep(COOL_DOWN).await;
         let third = self.call(&self.client, []).await;
         let state = if self.client.breaker().is_closed() {
             "the probe succeeded: the breaker is closed again"
@@ -473,7 +477,6 @@ impl fmt::Display for Verdict<'_> {
 
 // --- main ---------------------------------------------------------------------------------------
 
-#[allow(dead_code)] // tests/examples.rs includes this file for its scenarios, not for `main`
 #[tokio::main]
 async fn main() -> ExitCode {
     let demo = match Demo::start().await {
