@@ -215,7 +215,11 @@ async fn the_gateway_caps_what_a_request_asks_for() {
         )
         .await;
     assert_eq!(x.upstream, [503]);
-    assert!(x.took < Duration::from_millis(900), "no 1 s sleep: {:?}", x.took);
+    assert!(
+        x.took < Duration::from_millis(900),
+        "no 1 s sleep: {:?}",
+        x.took
+    );
 }
 
 #[tokio::test]
