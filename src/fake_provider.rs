@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,10 +21,13 @@ use tokio::time::Instant;
 pub enum Reply {
     /// 200 with this completion text.
     Complete(String),
-    /// 429 `rate_limit_exceeded`, with `Retry-After` in seconds when given.
+    /// 429 `rate_limit_exceeded`, with `Retry-After` (whole seconds) and `retry-after-ms` (as
+    /// OpenAI and Azure send next to it) when given.
     RateLimited {
         /// The `Retry-After` header, in whole seconds.
         retry_after_secs: Option<u64>,
+        /// The `retry-after-ms` header, in milliseconds.
+        retry_after_ms: Option<u64>,
     },
     /// 429 with code `insufficient_quota`: a billing problem, not a rate limit.
     InsufficientQuota,
@@ -41,21 +44,49 @@ impl Reply {
     pub fn complete(text: &str) -> Reply {
         Reply::Complete(text.to_owned())
     }
+
+    /// 429 `rate_limit_exceeded` with `Retry-After: secs`.
+    pub fn rate_limited_secs(secs: u64) -> Reply {
+        Reply::RateLimited {
+            retry_after_secs: Some(secs),
+            retry_after_ms: None,
+        }
+    }
+
+    /// 429 `rate_limit_exceeded` with `retry-after-ms: ms`.
+    pub fn rate_limited_ms(ms: u64) -> Reply {
+        Reply::RateLimited {
+            retry_after_secs: None,
+            retry_after_ms: Some(ms),
+        }
+    }
+
+    /// Answers 200 with `text` after `delay`.
+    pub fn slow(delay: Duration, text: &str) -> Reply {
+        Reply::Slow(delay, text.to_owned())
+    }
 }
 
-/// One request as the provider saw it.
+/// One request as the provider saw it, recorded when it arrives (so a request whose client gave
+/// up before a slow answer is listed too).
 #[derive(Clone, Debug)]
 pub struct Recorded {
     /// When it arrived, on tokio's clock.
     pub at: Instant,
-    /// The status answered (401 for a bad key, else the scripted reply's).
+    /// The status answered (401 for a bad key, else the scripted reply's; 200 for a slow reply
+    /// even if the client stopped waiting).
     pub status: u16,
+    /// Whether the answer was delayed (`Reply::Slow`).
+    pub slow: bool,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
-    /// The `x-retry-count` header, if sent.
+    /// The retry-count header the OpenAI SDKs send (`x-stainless-retry-count`, what
+    /// `AttemptContext::headers` sends), or `x-retry-count`, if sent.
     pub retry_count: Option<String>,
     /// The `model` of the request body.
     pub model: Option<String>,
+    /// Every request header.
+    pub headers: HeaderMap,
 }
 
 #[derive(Default)]
@@ -98,18 +129,24 @@ impl FakeProvider {
     /// Replaces the script: the next requests get these replies in order; once it runs out,
     /// every request succeeds.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = lock(&self.shared);
         shared.script = replies.into_iter().collect();
     }
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.lock().unwrap().requests.clone()
+        lock(&self.shared).requests.clone()
     }
 
     /// Forgets the requests received so far.
     pub fn clear_requests(&self) {
-        self.shared.lock().unwrap().requests.clear();
+        lock(&self.shared).requests.clear();
+    }
+
+    /// The requests received since the last `take_requests` or `clear_requests`, forgetting
+    /// them: what one scenario of a test or demo sent.
+    pub fn take_requests(&self) -> Vec<Recorded> {
+        std::mem::take(&mut lock(&self.shared).requests)
     }
 }
 
@@ -129,73 +166,100 @@ async fn complete(
         .and_then(|Json(b)| b.get("model"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let (reply, authorised) = {
-        let mut shared = shared.lock().unwrap();
+    let (response, delay) = {
+        let mut shared = lock(&shared);
         let authorised = header("authorization").as_deref()
             == Some(format!("Bearer {}", shared.api_key).as_str());
         // A bad key does not consume the script: the provider rejects it before any work.
-        let reply = if authorised {
-            shared.script.pop_front()
+        let (response, delay) = if authorised {
+            let reply = shared.script.pop_front();
+            respond(reply.unwrap_or_else(|| Reply::complete("Hello! How can I assist you today?")))
         } else {
-            None
+            let response = error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+                "Incorrect API key provided.",
+            );
+            (response, None)
         };
-        (reply, authorised)
+        shared.requests.push(Recorded {
+            at: Instant::now(),
+            status: response.status().as_u16(),
+            slow: delay.is_some(),
+            idempotency_key: header("idempotency-key"),
+            retry_count: header("x-stainless-retry-count").or_else(|| header("x-retry-count")),
+            model,
+            headers: headers.clone(),
+        });
+        (response, delay)
     };
-    let response = if !authorised {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Incorrect API key provided.",
-        )
-    } else {
-        match reply.unwrap_or_else(|| Reply::complete("Hello! How can I assist you today?")) {
-            Reply::Complete(text) => completion(&text),
-            Reply::Slow(delay, text) => {
-                tokio::time::sleep(delay).await;
-                completion(&text)
+    // A client that stops waiting drops the connection, and with it this future.
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The response to a scripted reply, and how long to hold it back.
+fn respond(reply: Reply) -> (Response, Option<Duration>) {
+    match reply {
+        Reply::Complete(text) => (completion(&text), None),
+        Reply::Slow(delay, text) => (completion(&text), Some(delay)),
+        Reply::RateLimited {
+            retry_after_secs,
+            retry_after_ms,
+        } => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                "Rate limit reached for requests.",
+            );
+            if let Some(secs) = retry_after_secs {
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
             }
-            Reply::RateLimited { retry_after_secs } => {
-                let mut r = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "requests",
-                    "rate_limit_exceeded",
-                    "Rate limit reached for requests.",
-                );
-                if let Some(secs) = retry_after_secs {
-                    r.headers_mut()
-                        .insert("retry-after", HeaderValue::from(secs));
-                }
-                r
+            if let Some(ms) = retry_after_ms {
+                r.headers_mut()
+                    .insert("retry-after-ms", HeaderValue::from(ms));
             }
-            Reply::InsufficientQuota => error(
+            (r, None)
+        }
+        Reply::InsufficientQuota => (
+            error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
                 "insufficient_quota",
                 "You exceeded your current quota, please check your plan and billing details.",
             ),
-            Reply::Unavailable => error(
+            None,
+        ),
+        Reply::Unavailable => (
+            error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
                 "service_unavailable",
                 "The server is overloaded or not ready yet.",
             ),
-            Reply::Status(code) => error(
-                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                "server_error",
-                "scripted",
-                "Scripted failure.",
-            ),
+            None,
+        ),
+        Reply::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let kind = if status.is_client_error() {
+                "invalid_request_error"
+            } else {
+                "server_error"
+            };
+            let reason = status.canonical_reason().unwrap_or("Scripted failure");
+            (error(status, kind, "scripted", &format!("{reason}.")), None)
         }
-    };
-    shared.lock().unwrap().requests.push(Recorded {
-        at: Instant::now(),
-        status: response.status().as_u16(),
-        idempotency_key: header("idempotency-key"),
-        retry_count: header("x-retry-count"),
-        model,
-    });
-    response
+    }
+}
+
+/// The shared state, even if a panicking test thread poisoned the lock.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn completion(text: &str) -> Response {
