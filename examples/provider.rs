@@ -231,17 +231,16 @@ fn log_give_up(err: &ApiError, event: &GiveUpEvent) {
     let why = match event.reason {
         GiveUpReason::NotRetryable => err.why(),
         GiveUpReason::Exhausted => format!("all {} attempts failed", event.attempts),
-        GiveUpReason::CircuitOpen => {
-            // The breaker turned the next attempt away before it was sent.
-            let why = match err {
-                ApiError::CircuitOpen(open) => {
-                    format!("the breaker is open for another {}", human(open.retry_in))
-                }
-                _ => "the breaker is open".into(),
-            };
-            attempt_line(event.attempts + 1, "not sent", "give up", &why);
-            return;
-        }
+        GiveUpReason::CircuitOpen => match err {
+            // The breaker turned the attempt away before it was sent.
+            ApiError::CircuitOpen(open) => {
+                let why = format!("the breaker is open for another {}", human(open.retry_in));
+                attempt_line(event.attempts + 1, "not sent", "give up", &why);
+                return;
+            }
+            // This failure opened the breaker: a retry would only be turned away.
+            _ => "this failure opened the breaker; a retry would be turned away".into(),
+        },
         other => other.to_string(),
     };
     attempt_line(event.attempts, &err.to_string(), "give up", &why);

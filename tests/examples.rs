@@ -98,15 +98,18 @@ async fn provider_demo_survives_its_fault_script() {
         (vec![200], Some(HELLO))
     );
 
-    // 7. Three 503s open the breaker: the 4th attempt and the next call never reach the
-    // provider; after the cool-down a probe call succeeds and closes it.
+    // 7. Three 503s open the breaker: the call that opened it returns its 503 at once (no sleep
+    // just to be turned away), the next call never reaches the provider, and after the
+    // cool-down a probe call succeeds and closes it.
     let [first, second, third] = demo.outage().await;
     assert_eq!(first.statuses(), [503, 503, 503]);
     assert!(
-        matches!(first.result, Err(ApiError::CircuitOpen(_))),
+        matches!(&first.result, Err(ApiError::Status { status, .. }) if status.as_u16() == 503),
         "{:?}",
         first.result
     );
+    // Two sleeps (at most 100 ms and 200 ms with equal jitter), not a third.
+    assert!(first.took < Duration::from_millis(450), "{:?}", first.took);
     assert!(second.requests.is_empty());
     assert!(
         matches!(second.result, Err(ApiError::CircuitOpen(_))),
@@ -129,7 +132,7 @@ async fn provider_demo_survives_its_fault_script() {
     assert_eq!(s.gave_up.get(GiveUpReason::CircuitOpen), 2);
     assert_eq!(s.gave_up.total(), 4);
     assert_eq!(s.attempts, 2 + 2 + 2 + 1 + 1 + 1 + 3 + 1);
-    assert_eq!((s.retries, s.max_retries), (1 + 1 + 1 + 3, 3));
+    assert_eq!((s.retries, s.max_retries), (1 + 1 + 1 + 2, 2));
     assert_eq!(s.unfinished, 0);
     let table = snap.to_string();
     assert!(

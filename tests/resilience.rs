@@ -553,18 +553,15 @@ mod attribute {
         }
         assert!(OPENAI.is_closed(), "{:?}", OPENAI.state());
 
-        // Three consecutive retryable failures (two calls of two attempts; the third failure, on
-        // the second call's second attempt... then the next attempt is turned away).
+        // Three consecutive retryable failures open it. The call whose failure opened it returns
+        // that failure at once, rather than sleeping only to be turned away.
         p.set(Err(ProviderError::Unavailable));
         let before = p.calls();
         assert_eq!(complete(&p).await, Err(ProviderError::Unavailable));
-        let second = complete(&p).await;
-        assert_eq!(
-            p.calls() - before,
-            3,
-            "the 4th attempt never reached the provider"
-        );
-        assert!(matches!(second, Err(ProviderError::Open(_))), "{second:?}");
+        let start = Instant::now();
+        assert_eq!(complete(&p).await, Err(ProviderError::Unavailable));
+        assert_eq!(p.calls() - before, 3, "no 4th attempt");
+        assert_eq!(start.elapsed(), Duration::ZERO, "no sleep before giving up");
         assert!(matches!(OPENAI.state(), CircuitState::Open { .. }));
 
         // While open: at once, without touching the provider.
@@ -574,7 +571,12 @@ mod attribute {
         match err {
             ProviderError::Open(open) => {
                 assert_eq!(open.name, "openai");
-                assert!(open.retry_in <= Duration::from_secs(30));
+                // The cool-down is kept in whole milliseconds, rounded up.
+                assert!(
+                    open.retry_in <= Duration::from_millis(30_001),
+                    "{:?}",
+                    open.retry_in
+                );
             }
             other => panic!("expected CircuitOpen, got {other:?}"),
         }

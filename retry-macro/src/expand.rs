@@ -344,7 +344,8 @@ struct GateCode {
 //         Admission::Wait(d, p) => { stats.watch(sleep(d)).await; p }
 //         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
 //     };
-//     // settle: |outcome| Gate::settle(&__retry_gate, __retry_permit, outcome)
+//     // settle: |outcome| { Gate::settle(&__retry_gate, __retry_permit, outcome);
+//     //                     Gate::shut_for(&__retry_gate) }   // give up now if it just opened
 // With only `throttle = T`, which never rejects:
 //     let __retry_gate = throttle(&T);
 //     let (wait, __retry_permit) = pace(__retry_gate); if let Some(d) = wait { sleep(d).await }
@@ -413,7 +414,10 @@ fn gate(
     Some(GateCode {
         decl,
         admit,
-        settle: quote!(|#outcome| #rt::Gate::settle(&#gate, #permit, #outcome)),
+        settle: quote!(|#outcome| {
+            #rt::Gate::settle(&#gate, #permit, #outcome);
+            #rt::Gate::shut_for(&#gate)
+        }),
     })
 }
 

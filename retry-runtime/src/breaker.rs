@@ -490,6 +490,13 @@ impl<'a> Gate for &'a CircuitBreaker {
             .breaker
             .record(permit.kind, permit.generation, outcome);
     }
+
+    fn shut_for(&self) -> Option<Duration> {
+        match self.state() {
+            CircuitState::Open { retry_in } => Some(retry_in),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,27 @@ impl<T, E> IsResult for Result<T, E> {
     }
 }
 
+/// What a `settle` closure returns: nothing, or how long the gate that admitted the attempt will
+/// now turn attempts away ([`Gate::shut_for`](crate::Gate::shut_for)).
+pub trait Shut {
+    /// `Some(d)` when attempts are turned away for `d` from now.
+    fn shut_for(self) -> Option<Duration>;
+}
+
+impl Shut for () {
+    #[inline(always)]
+    fn shut_for(self) -> Option<Duration> {
+        None
+    }
+}
+
+impl Shut for Option<Duration> {
+    #[inline(always)]
+    fn shut_for(self) -> Option<Duration> {
+        self
+    }
+}
+
 /// Where a call keeps its start time, if it needs one: `()` never reads the clock (the happy path
 /// stays free of it), `Instant` reads it once when the call starts.
 pub trait CallClock: Copy {
@@ -121,19 +142,20 @@ impl<C: CallClock> CallState<C> {
     /// [`Gate`](crate::Gate) that admitted the attempt, if any; `observer` sees the decision.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn step<R, O>(
+    pub fn step<R, O, S>(
         &mut self,
         policy: &RetryPolicy,
         name: &'static str,
         result: R,
         classify: impl FnOnce(&R::Err) -> Classification,
         retry_ok: impl FnOnce(&R::Ok) -> bool,
-        settle: impl FnOnce(AttemptOutcome),
+        settle: impl FnOnce(AttemptOutcome) -> S,
         observer: &O,
     ) -> ControlFlow<R, Duration>
     where
         R: IsResult,
         O: Observer<R::Err>,
+        S: Shut,
     {
         match result.into_result() {
             Ok(ok) => {
@@ -150,8 +172,8 @@ impl<C: CallClock> CallState<C> {
             }
             Err(err) => {
                 let class = classify(&err);
-                settle(AttemptOutcome::Failure(class));
-                self.after_error(policy, name, class, err, observer)
+                let shut = settle(AttemptOutcome::Failure(class)).shut_for();
+                self.after_error(policy, name, class, shut, err, observer)
             }
         }
     }
@@ -176,6 +198,7 @@ impl<C: CallClock> CallState<C> {
         policy: &RetryPolicy,
         name: &'static str,
         class: Classification,
+        shut: Option<Duration>,
         err: R::Err,
         observer: &O,
     ) -> ControlFlow<R, Duration>
@@ -184,6 +207,11 @@ impl<C: CallClock> CallState<C> {
         O: Observer<R::Err>,
     {
         let decision = self.next_delay(policy, class).and_then(|delay| {
+            // The attempt just opened the breaker (or found it open): the next attempt would be
+            // turned away, so return this error now rather than sleep to be rejected.
+            if shut.is_some_and(|shut| shut > delay) {
+                return Err(GiveUpReason::CircuitOpen);
+            }
             let event = RetryEvent {
                 name,
                 attempt: self.attempt,
@@ -277,19 +305,20 @@ impl DynCallState {
     /// [`new`](Self::new).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn step<R, O>(
+    pub fn step<R, O, S>(
         &mut self,
         policy: &RetryPolicy,
         name: &'static str,
         result: R,
         classify: impl FnOnce(&R::Err) -> Classification,
         retry_ok: impl FnOnce(&R::Ok) -> bool,
-        settle: impl FnOnce(AttemptOutcome),
+        settle: impl FnOnce(AttemptOutcome) -> S,
         observer: &O,
     ) -> ControlFlow<R, Duration>
     where
         R: IsResult,
         O: Observer<R::Err>,
+        S: Shut,
     {
         match self {
             DynCallState::Untimed(c) => {

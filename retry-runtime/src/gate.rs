@@ -41,6 +41,14 @@ pub trait Gate {
 
     /// Reports how the attempt admitted with `permit` ended.
     fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome);
+
+    /// How long from now this gate will turn attempts away, if it will (an open breaker's
+    /// remaining cool-down). Asked after a failed attempt is settled: a call whose next attempt
+    /// would be turned away gives up with its error rather than sleep to be rejected.
+    #[inline(always)]
+    fn shut_for(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<G: Gate + ?Sized> Gate for &G {
@@ -52,6 +60,10 @@ impl<G: Gate + ?Sized> Gate for &G {
     #[inline(always)]
     fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome) {
         (**self).settle(permit, outcome);
+    }
+    #[inline(always)]
+    fn shut_for(&self) -> Option<Duration> {
+        (**self).shut_for()
     }
 }
 
@@ -89,6 +101,10 @@ impl<A: Gate, B: Gate> Gate for (A, B) {
     fn settle(&self, (a, b): Self::Permit, outcome: AttemptOutcome) {
         self.0.settle(a, outcome);
         self.1.settle(b, outcome);
+    }
+
+    fn shut_for(&self) -> Option<Duration> {
+        self.0.shut_for().max(self.1.shut_for())
     }
 }
 

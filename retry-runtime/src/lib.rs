@@ -254,7 +254,7 @@ pub mod __private;
 pub use backoff::Backoff;
 pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
 pub use budget::{BudgetStats, RetryBudget};
-pub use call::{CallClock, CallState, DynCallState, IsResult};
+pub use call::{CallClock, CallState, DynCallState, IsResult, Shut};
 pub use classify::{Classification, Retryable};
 pub use context::{
     AttemptContext, ContextState, HeaderStr, IdempotencyKey, IDEMPOTENCY_KEY_HEADER,
