@@ -8,12 +8,17 @@
 //! shape), and loom's `AtomicU64::new` is not `const`; the breaker also reads tokio's clock,
 //! which a loom model must not (replays must be deterministic). Running the real types under
 //! `cfg(loom)` would take a non-`const` constructor and an injected clock, a restructuring this
-//! branch does not make. So this file re-states the two algorithms line for line over loom's
-//! atomics (the breaker: `Word`, `admit_inner`, `record`, `release_probe`; the budget:
-//! `try_withdraw`, `deposit_success`), with a fixed clock, and checks their invariants under
-//! every interleaving loom generates. The copy is the weak point: a change to
-//! `retry-runtime/src/breaker.rs` or `budget.rs` must be mirrored here. The thread-stress tests
-//! (tests/resilience.rs, tests/concurrency.rs) exercise the real types.
+//! branch does not make. So `tests/loom_models/` re-states the two algorithms line for line (the
+//! breaker: `Word`, `admit_inner`, `record`, `release_probe`; the budget: `try_withdraw`,
+//! `deposit_success`) over the atomics of the module that includes them, with a clock of their
+//! own, and this file checks their invariants under every interleaving loom generates.
+//!
+//! A copy can drift from its source, so the same models are also compiled over std's atomics and
+//! run against the real `CircuitBreaker` and `RetryBudget` operation by operation
+//! ([`differential`]: 20,000 random sequences each, every state, counter and verdict compared
+//! after every operation). A change to `retry-runtime/src/breaker.rs` or `budget.rs` that is not
+//! mirrored in the models fails there. The thread-stress tests (tests/resilience.rs,
+//! tests/concurrency.rs) exercise the real types under real threads.
 //!
 //! Run: `cargo test --test loom_models -- --nocapture` (each test prints how many interleavings
 //! it explored). The two-thread models are explored exhaustively; the three-thread ones up to
@@ -22,7 +27,7 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use loom::sync::atomic::{AtomicU64, Ordering};
+use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -51,266 +56,38 @@ fn explore(f: impl Fn() + Sync + Send + 'static) -> usize {
 /// The bound of the three-thread models.
 const THREE_THREADS: Option<usize> = Some(2);
 
-// ---- The breaker's state word, as in retry-runtime/src/breaker.rs ----
+/// The models over loom's atomics.
+mod under_loom {
+    use loom::sync::atomic;
 
-mod breaker {
-    use super::*;
-
-    const MODE_SHIFT: u32 = 62;
-    const GEN_SHIFT: u32 = 40;
-    const GEN_MASK: u64 = (1 << 22) - 1;
-    const PAYLOAD_MASK: u64 = (1 << GEN_SHIFT) - 1;
-    const HALF_MASK: u64 = (1 << 20) - 1;
-    const NANOS_PER_MS: u64 = 1_000_000;
-
-    pub const CLOSED: u64 = 0;
-    pub const OPEN: u64 = 1;
-    pub const HALF_OPEN: u64 = 2;
-
-    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    pub struct Word(pub u64);
-
-    impl Word {
-        pub const fn new(mode: u64, generation: u64, payload: u64) -> Word {
-            Word(
-                (mode << MODE_SHIFT)
-                    | ((generation & GEN_MASK) << GEN_SHIFT)
-                    | (payload & PAYLOAD_MASK),
-            )
-        }
-        pub fn mode(self) -> u64 {
-            self.0 >> MODE_SHIFT
-        }
-        pub fn generation(self) -> u64 {
-            (self.0 >> GEN_SHIFT) & GEN_MASK
-        }
-        pub fn payload(self) -> u64 {
-            self.0 & PAYLOAD_MASK
-        }
-        pub fn half_open(generation: u64, admitted: u64, successes: u64) -> Word {
-            Word::new(
-                HALF_OPEN,
-                generation,
-                (successes << 20) | (admitted & HALF_MASK),
-            )
-        }
-        pub fn admitted(self) -> u64 {
-            self.payload() & HALF_MASK
-        }
-        pub fn successes(self) -> u64 {
-            self.payload() >> 20
-        }
+    // Each flavour uses a part of the models only.
+    #[allow(dead_code)]
+    pub mod breaker {
+        include!("loom_models/breaker.rs");
     }
-
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Kind {
-        Normal,
-        Probe,
-    }
-
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Outcome {
-        Success,
-        Retryable,
-        Fatal,
-    }
-
-    pub struct Breaker {
-        pub failure_threshold: u32,
-        pub cool_down_nanos: u64,
-        pub probes: u32,
-        /// The clock, nanoseconds since the epoch: a plain (std) atomic that only the set-up moves,
-        /// outside loom's exploration.
-        pub now: std::sync::atomic::AtomicU64,
-        pub state: AtomicU64,
-        pub admitted: AtomicU64,
-        pub rejected: AtomicU64,
-        pub opened: AtomicU64,
-        pub closed: AtomicU64,
-    }
-
-    impl Breaker {
-        pub fn new(word: Word, failure_threshold: u32, probes: u32, now: u64) -> Breaker {
-            Breaker {
-                failure_threshold,
-                cool_down_nanos: 10 * NANOS_PER_MS,
-                probes,
-                now: std::sync::atomic::AtomicU64::new(now),
-                state: AtomicU64::new(word.0),
-                admitted: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
-                opened: AtomicU64::new(0),
-                closed: AtomicU64::new(0),
-            }
-        }
-
-        pub fn load(&self) -> Word {
-            Word(self.state.load(Ordering::Acquire))
-        }
-
-        fn swap(&self, current: Word, next: Word) -> Result<(), Word> {
-            self.state
-                .compare_exchange_weak(current.0, next.0, Ordering::AcqRel, Ordering::Acquire)
-                .map(drop)
-                .map_err(Word)
-        }
-
-        fn now(&self) -> u64 {
-            self.now.load(std::sync::atomic::Ordering::SeqCst)
-        }
-
-        pub fn advance(&self, nanos: u64) {
-            self.now
-                .fetch_add(nanos, std::sync::atomic::Ordering::SeqCst);
-        }
-
-        fn open_after(&self, w: Word) -> Word {
-            let until = self.now().saturating_add(self.cool_down_nanos);
-            let until_ms = until.div_ceil(NANOS_PER_MS).min(PAYLOAD_MASK);
-            Word::new(OPEN, w.generation() + 1, until_ms)
-        }
-
-        /// `admit_inner`: the permit's kind and generation, or a rejection.
-        pub fn admit(&self) -> Result<(Kind, u64), ()> {
-            let mut w = self.load();
-            loop {
-                match w.mode() {
-                    CLOSED => {
-                        self.admitted.fetch_add(1, Ordering::Relaxed);
-                        return Ok((Kind::Normal, w.generation()));
-                    }
-                    OPEN => {
-                        if self.now() < w.payload().saturating_mul(NANOS_PER_MS) {
-                            self.rejected.fetch_add(1, Ordering::Relaxed);
-                            return Err(());
-                        }
-                        let next = Word::half_open(w.generation() + 1, 1, 0);
-                        match self.swap(w, next) {
-                            Ok(()) => {
-                                self.admitted.fetch_add(1, Ordering::Relaxed);
-                                return Ok((Kind::Probe, next.generation()));
-                            }
-                            Err(actual) => w = actual,
-                        }
-                    }
-                    _ => {
-                        if w.admitted() >= u64::from(self.probes) {
-                            self.rejected.fetch_add(1, Ordering::Relaxed);
-                            return Err(());
-                        }
-                        let next = Word::half_open(w.generation(), w.admitted() + 1, w.successes());
-                        match self.swap(w, next) {
-                            Ok(()) => {
-                                self.admitted.fetch_add(1, Ordering::Relaxed);
-                                return Ok((Kind::Probe, next.generation()));
-                            }
-                            Err(actual) => w = actual,
-                        }
-                    }
-                }
-            }
-        }
-
-        /// `record`: an outcome of an attempt admitted under `generation`.
-        pub fn record(&self, kind: Kind, generation: u64, outcome: Outcome) {
-            let mut w = self.load();
-            loop {
-                if w.generation() != generation {
-                    return;
-                }
-                let next = match (kind, outcome) {
-                    (Kind::Normal, Outcome::Success) => {
-                        if w.mode() != CLOSED || w.payload() == 0 {
-                            return;
-                        }
-                        Word::new(CLOSED, generation, 0)
-                    }
-                    (Kind::Normal, failure) => {
-                        if failure == Outcome::Fatal || w.mode() != CLOSED {
-                            return;
-                        }
-                        let failures = (w.payload() + 1).min(PAYLOAD_MASK);
-                        if failures >= u64::from(self.failure_threshold) {
-                            self.open_after(w)
-                        } else {
-                            Word::new(CLOSED, generation, failures)
-                        }
-                    }
-                    (Kind::Probe, Outcome::Success) => {
-                        if w.mode() != HALF_OPEN {
-                            return;
-                        }
-                        let successes = w.successes() + 1;
-                        if successes >= u64::from(self.probes) {
-                            Word::new(CLOSED, generation + 1, 0)
-                        } else {
-                            Word::half_open(generation, w.admitted(), successes)
-                        }
-                    }
-                    (Kind::Probe, failure) => {
-                        if w.mode() != HALF_OPEN {
-                            return;
-                        }
-                        if failure == Outcome::Retryable {
-                            self.open_after(w)
-                        } else {
-                            Word::half_open(
-                                generation,
-                                w.admitted().saturating_sub(1),
-                                w.successes(),
-                            )
-                        }
-                    }
-                };
-                match self.swap(w, next) {
-                    Ok(()) => {
-                        match (w.mode(), next.mode()) {
-                            (_, OPEN) => self.opened.fetch_add(1, Ordering::Relaxed),
-                            (HALF_OPEN, CLOSED) => self.closed.fetch_add(1, Ordering::Relaxed),
-                            _ => 0,
-                        };
-                        return;
-                    }
-                    Err(actual) => w = actual,
-                }
-            }
-        }
-
-        /// `release_probe`: a probe dropped without an outcome.
-        pub fn release_probe(&self, generation: u64) {
-            let mut w = self.load();
-            while w.generation() == generation
-                && w.mode() == HALF_OPEN
-                && w.admitted() > w.successes()
-            {
-                let next = Word::half_open(generation, w.admitted() - 1, w.successes());
-                match self.swap(w, next) {
-                    Ok(()) => return,
-                    Err(actual) => w = actual,
-                }
-            }
-        }
-
-        /// One attempt: admitted (as what), then settled with `outcome` or dropped unsettled
-        /// (`None`); `None` if it was rejected.
-        pub fn attempt(&self, outcome: Option<Outcome>) -> Option<Kind> {
-            let (kind, generation) = self.admit().ok()?;
-            match outcome {
-                Some(o) => self.record(kind, generation, o),
-                None if kind == Kind::Probe => self.release_probe(generation),
-                None => {}
-            }
-            Some(kind)
-        }
-    }
-
-    /// An open breaker whose cool-down has ended: the next admission is a probe.
-    pub fn cooled_down(probes: u32) -> Breaker {
-        Breaker::new(Word::new(OPEN, 7, 5), 3, probes, 10 * NANOS_PER_MS)
+    #[allow(dead_code)]
+    pub mod budget {
+        include!("loom_models/budget.rs");
     }
 }
 
-use breaker::{Breaker, Kind, Outcome, Word, CLOSED, HALF_OPEN, OPEN};
+/// The same models over std's atomics, for the differential tests against the real types.
+mod under_std {
+    use std::sync::atomic;
+
+    // Each flavour uses a part of the models only.
+    #[allow(dead_code)]
+    pub mod breaker {
+        include!("loom_models/breaker.rs");
+    }
+    #[allow(dead_code)]
+    pub mod budget {
+        include!("loom_models/budget.rs");
+    }
+}
+
+use under_loom::breaker::{self, Breaker, Kind, Outcome, Word, CLOSED, HALF_OPEN, OPEN};
+use under_loom::budget::{Budget, UNIT};
 
 /// Two callers' retryable failures race to reach the threshold: exactly one opens the breaker.
 #[test]
@@ -457,65 +234,6 @@ fn breaker_a_failed_probe_reopens() {
     println!("breaker_a_failed_probe_reopens: {n} interleavings");
 }
 
-// ---- The budget's balance, as in retry-runtime/src/budget.rs ----
-
-const UNIT: u64 = 1_000_000;
-
-struct Budget {
-    max_micros: u64,
-    deposit_micros: u64,
-    initial_micros: u64,
-    balance: AtomicU64,
-    retries_allowed: AtomicU64,
-    retries_denied: AtomicU64,
-    earned: AtomicU64,
-}
-
-impl Budget {
-    fn new(tokens: u64, deposit_micros: u64) -> Budget {
-        Budget {
-            max_micros: tokens * UNIT,
-            deposit_micros,
-            initial_micros: tokens * UNIT,
-            balance: AtomicU64::new(tokens * UNIT),
-            retries_allowed: AtomicU64::new(0),
-            retries_denied: AtomicU64::new(0),
-            earned: AtomicU64::new(0),
-        }
-    }
-
-    fn try_withdraw(&self) -> bool {
-        let spent = self
-            .balance
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(UNIT))
-            .is_ok();
-        let counter = if spent {
-            &self.retries_allowed
-        } else {
-            &self.retries_denied
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        spent
-    }
-
-    fn deposit_success(&self) {
-        if self.deposit_micros == 0 {
-            return;
-        }
-        let mut credited = 0;
-        let _ = self
-            .balance
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                let next = b.saturating_add(self.deposit_micros).min(self.max_micros);
-                credited = next.saturating_sub(b);
-                (credited > 0).then_some(next)
-            });
-        if credited > 0 {
-            self.earned.fetch_add(credited, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Withdrawals and deposits from three threads: whole tokens only, never above capacity, and
 /// `balance == initial + earned - retries_allowed` once they are done.
 #[test]
@@ -555,4 +273,216 @@ fn budget_balance_is_exact() {
         assert!((1..=2).contains(&allowed), "{allowed}");
     });
     println!("budget_balance_is_exact: {n} interleavings");
+}
+
+/// The std-atomics copies of the models against the real types, operation by operation: the
+/// guard against the models drifting from the source. Random sequences of admissions, outcomes,
+/// cancelled permits and clock moves (breaker), and of withdrawals and deposits (budget), with
+/// every observable (state, counters, admission verdicts) compared after each operation.
+mod differential {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRunner};
+    use retry_runtime::{
+        Admission, AttemptOutcome, BreakerPermit, CircuitBreaker, CircuitState, Classification,
+        Gate, RetryBudget,
+    };
+
+    use super::under_std::breaker::{self as model, Kind, Outcome, Word};
+    use super::under_std::budget::{Budget, UNIT};
+
+    fn cases(n: u32) -> Config {
+        let n = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n);
+        Config {
+            cases: n,
+            rng_algorithm: RngAlgorithm::XorShift,
+            ..Config::default()
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Admit,
+        Settle(usize, Outcome),
+        Cancel(usize),
+        AdvanceMs(u64),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = (0u8..10, any::<usize>(), 0u8..3, 0u64..25).prop_map(|(k, i, o, ms)| {
+            let outcome = [Outcome::Success, Outcome::Retryable, Outcome::Fatal][o as usize];
+            match k {
+                0..=3 => Op::Admit,
+                4..=6 => Op::Settle(i, outcome),
+                7 => Op::Cancel(i),
+                _ => Op::AdvanceMs(ms),
+            }
+        });
+        prop::collection::vec(op, 1..80)
+    }
+
+    fn outcome(o: Outcome) -> AttemptOutcome {
+        match o {
+            Outcome::Success => AttemptOutcome::Success,
+            Outcome::Retryable => AttemptOutcome::Failure(Classification::retry()),
+            Outcome::Fatal => AttemptOutcome::Failure(Classification::give_up()),
+        }
+    }
+
+    /// The model's state as the real breaker reports it.
+    fn state(m: &model::Breaker) -> CircuitState {
+        let w = m.load();
+        match w.mode() {
+            model::OPEN => CircuitState::Open {
+                retry_in: Duration::from_nanos(
+                    (w.payload() * 1_000_000)
+                        .saturating_sub(m.now.load(std::sync::atomic::Ordering::SeqCst)),
+                ),
+            },
+            model::HALF_OPEN => CircuitState::HalfOpen {
+                probes_admitted: w.admitted() as u32,
+                probes_succeeded: w.successes() as u32,
+            },
+            _ => CircuitState::Closed {
+                consecutive_failures: w.payload(),
+            },
+        }
+    }
+
+    /// The real breaker keeps its clock as nanoseconds since a process-wide epoch read on first
+    /// use (whole milliseconds before the paused clock's first reading), so with whole-millisecond
+    /// moves both clocks agree to the millisecond boundary; `retry_in` is compared to within the
+    /// 1 ms resolution all the same.
+    #[test]
+    fn the_breaker_model_matches_the_real_breaker() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let _enter = rt.enter();
+        let mut runner = TestRunner::new(cases(20_000));
+        let settings = (1u32..5, 1u32..4, 0u64..30, ops());
+        runner
+            .run(&settings, |(threshold, probes, cool_ms, ops)| {
+                let real = CircuitBreaker::new("differential")
+                    .failure_threshold(threshold)
+                    .probes(probes)
+                    .cool_down(Duration::from_millis(cool_ms));
+                let m = model::Breaker::new(Word::new(model::CLOSED, 0, 0), threshold, probes, 0)
+                    .with_cool_down(cool_ms * 1_000_000);
+                // Start both clocks at the same whole millisecond past the epoch.
+                let CircuitState::Closed { .. } = real.state() else {
+                    unreachable!()
+                };
+                rt.block_on(tokio::time::advance(Duration::from_millis(1)));
+                let real_start = {
+                    // An open breaker's `retry_in` reveals the real clock: open a scratch one.
+                    let scratch = CircuitBreaker::new("clock")
+                        .failure_threshold(1)
+                        .cool_down(Duration::ZERO);
+                    let Admission::Proceed(p) = (&scratch).admit() else {
+                        unreachable!()
+                    };
+                    (&scratch).settle(p, outcome(Outcome::Retryable));
+                    match scratch.state() {
+                        CircuitState::Open { retry_in } => retry_in,
+                        other => panic!("{other:?}"),
+                    }
+                };
+                // Zero cool-down: `retry_in` is the distance to the next whole millisecond.
+                prop_assert_eq!(
+                    real_start,
+                    Duration::ZERO,
+                    "the real clock is not on a millisecond"
+                );
+                m.advance(1_000_000);
+                let mut real_permits: Vec<BreakerPermit<'_>> = Vec::new();
+                let mut model_permits: Vec<(Kind, u64)> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Admit => match ((&real).admit(), m.admit()) {
+                            (Admission::Proceed(p), Ok((kind, generation))) => {
+                                prop_assert_eq!(p.is_probe(), kind == Kind::Probe, "{:?}", op);
+                                real_permits.push(p);
+                                model_permits.push((kind, generation));
+                            }
+                            (Admission::Reject(_), Err(())) => {}
+                            (r, m) => prop_assert!(false, "real {:?}, model {:?}", r, m),
+                        },
+                        Op::Settle(i, o) if !real_permits.is_empty() => {
+                            let i = i % real_permits.len();
+                            (&real).settle(real_permits.remove(i), outcome(o));
+                            let (kind, generation) = model_permits.remove(i);
+                            m.record(kind, generation, o);
+                        }
+                        Op::Cancel(i) if !real_permits.is_empty() => {
+                            let i = i % real_permits.len();
+                            drop(real_permits.remove(i));
+                            let (kind, generation) = model_permits.remove(i);
+                            if kind == Kind::Probe {
+                                m.release_probe(generation);
+                            }
+                        }
+                        Op::AdvanceMs(ms) => {
+                            rt.block_on(tokio::time::advance(Duration::from_millis(ms)));
+                            m.advance(ms * 1_000_000);
+                        }
+                        Op::Settle(..) | Op::Cancel(_) => {}
+                    }
+                    prop_assert_eq!(real.state(), state(&m), "after {:?}", op);
+                    let s = real.stats();
+                    let load = |a: &std::sync::atomic::AtomicU64| {
+                        a.load(std::sync::atomic::Ordering::SeqCst)
+                    };
+                    prop_assert_eq!(
+                        (s.admitted, s.probes, s.rejected, s.opened, s.closed),
+                        (
+                            load(&m.admitted),
+                            load(&m.probes_admitted),
+                            load(&m.rejected),
+                            load(&m.opened),
+                            load(&m.closed)
+                        ),
+                        "after {:?}",
+                        op
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(cases(20_000))]
+
+        #[test]
+        fn the_budget_model_matches_the_real_budget(
+            tokens in 0u32..5,
+            deposit in 0.0f64..2.0,
+            ops in prop::collection::vec(any::<bool>(), 1..60),
+        ) {
+            let real = RetryBudget::new().max_tokens(tokens).deposit(deposit);
+            let micros = (real.deposit_per_success() * UNIT as f64).round() as u64;
+            let m = Budget::new(u64::from(tokens), micros);
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::SeqCst);
+            for withdraw in ops {
+                if withdraw {
+                    prop_assert_eq!(real.try_withdraw(), m.try_withdraw());
+                } else {
+                    real.deposit_success();
+                    m.deposit_success();
+                }
+                let s = real.stats();
+                prop_assert_eq!(
+                    (s.retries_allowed, s.retries_denied, s.successes, s.earned, s.initial, s.balance),
+                    (load(&m.retries_allowed), load(&m.retries_denied), load(&m.successes), load(&m.earned), m.initial_micros, load(&m.balance))
+                );
+            }
+        }
+    }
 }
