@@ -484,3 +484,41 @@ async fn timeouts_at_arbitrary_instants() {
         }
     }
 }
+
+static POLLS: AtomicU32 = AtomicU32::new(0);
+
+/// Polls a job until it reports done (`retry_if_ok`); each poll answers at once.
+#[retry_on_failure(
+    max_attempts = 5,
+    initial_delay = 1,
+    jitter = "none",
+    retry_if_ok = |done: &bool| !*done,
+    stats = true,
+    name = "cancellation.poll_until_done"
+)]
+async fn poll_until_done() -> Result<bool, Error> {
+    Ok(POLLS.fetch_add(1, SeqCst) >= 3)
+}
+
+/// A retry decided on an `Ok` (`retry_if_ok`) is not shown to observers, so it did not mark the
+/// call as suspended: a call dropped in the backoff that follows vanished from the statistics
+/// (not counted at all, not even as unfinished). The expansion now watches the backoff sleep.
+#[tokio::test(start_paused = true)]
+async fn dropped_in_the_backoff_after_an_ok_retry_the_call_is_unfinished() {
+    const NAME: &str = "cancellation.poll_until_done";
+    let before = stats_of(NAME);
+    let out = tokio::time::timeout(Duration::from_millis(500), poll_until_done()).await;
+    assert!(out.is_err(), "dropped during the first backoff");
+    assert_eq!(POLLS.load(SeqCst), 1);
+    let after = stats_of(NAME).expect("the call is counted");
+    assert_eq!(
+        delta(before, after)[..2],
+        [1, 1],
+        "one call, unfinished: {after:?}"
+    );
+    // Undisturbed, the same call is counted once, as a success after retries.
+    let before = stats_of(NAME);
+    assert_eq!(poll_until_done().await, Ok(true));
+    let after = stats_of(NAME).unwrap();
+    assert_eq!(delta(before, after)[..3], [1, 0, 1]);
+}
