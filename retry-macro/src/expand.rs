@@ -120,7 +120,7 @@ impl Locals {
 //                 <classify>, <retry_if_ok or never>, no_gate, &(<observers>));
 //             match __retry_flow {
 //                 Break(done) => break done,
-//                 Continue(delay) => sleep(delay).await,
+//                 Continue(delay) => __retry_stats.watch(sleep(delay)).await,
 //             }
 //         };
 //         __retry_out            // or recover(__retry_out, <fallback>)
@@ -166,7 +166,16 @@ fn retry_loop(
         Some(pred) => quote!(#pred),
         None => quote!(#rt::__private::never),
     };
-    let sleep = flavor.sleep(delay);
+    // The backoff is watched too: a retry decided on an `Ok` (`retry_if_ok`) is not shown to the
+    // observers, so nothing else marks the call as suspended before this sleep, and a call
+    // dropped here would be missing from the statistics.
+    let sleep = match flavor {
+        Flavor::Async(_) => {
+            let stats = &observers.stats;
+            quote!(#stats.watch(#rt::__private::sleep(#delay)).await)
+        }
+        Flavor::Blocking => flavor.sleep(delay),
+    };
     let observer_decl = &observers.decl;
     let observer = &observers.tuple;
     // Errors about the return type (not a `Result`) point at the return type.

@@ -298,7 +298,8 @@ pub fn snapshot() -> Snapshot {
 /// The expansion awaits each attempt (and any wait before one) through
 /// [`watch`](Self::watch), which notices when the call first suspends: from then on, the call
 /// is [unfinished](FnStatsSnapshot::unfinished) until it returns, so a call dropped mid-way stays
-/// visible. The backoff sleep needs no watching: a retry marks the call as suspended.
+/// visible. The backoff sleep is watched too: a retry marks the call as suspended, but a retry
+/// decided on an `Ok` (`retry_if_ok`) is not shown to observers.
 #[derive(Debug)]
 pub struct CallRecorder {
     stats: &'static FnStats,
