@@ -163,7 +163,9 @@ async fn ten_thousand_calls_through_the_attribute_agree_exactly() {
     assert_eq!(s.calls, CALLERS);
     assert_eq!(s.unfinished, 0);
     assert_eq!(s.succeeded_first_attempt + s.succeeded_after_retry, ok);
-    assert_eq!(s.gave_up.get(GiveUpReason::CircuitOpen), open);
+    // Turned away before an attempt (the call returns `Open`), or by its own failure opening the
+    // breaker (the call returns that failure at once rather than sleep to be turned away).
+    assert!(s.gave_up.get(GiveUpReason::CircuitOpen) >= open);
     assert_eq!(s.gave_up.total(), open + failed);
     assert_eq!(s.attempts, started);
     assert_eq!(s.attempts, PROVIDER.completed.load(Relaxed));
