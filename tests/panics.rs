@@ -261,9 +261,11 @@ fn a_blocking_fn_panic_propagates_unchanged() {
         BREAKER.is_closed(),
         "a panic is not a failure of the provider"
     );
-    // A failure opens this breaker (threshold 1): the retry is turned away before it could
-    // panic, and the call returns the rejection.
-    assert!(matches!(blocking(true), Err(Error::Open(_))));
+    // A failure opens this breaker (threshold 1): the call returns that failure at once, with no
+    // retry that could panic, and the next call is turned away before its first attempt.
+    assert!(matches!(blocking(true), Err(Error::Unavailable)));
+    assert_eq!(CALLS.load(SeqCst), 2);
+    assert!(matches!(blocking(false), Err(Error::Open(_))));
     assert_eq!(CALLS.load(SeqCst), 2);
 }
 
