@@ -354,7 +354,8 @@ struct GateCode {
 //         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
 //     };
 //     // settle: |outcome| { Gate::settle(&__retry_gate, __retry_permit, outcome);
-//     //                     Gate::shut_for(&__retry_gate) }   // give up now if it just opened
+//     //                     Gate::outlook(&__retry_gate) }   // give up now if it just opened,
+//     //                                                      // or its wait crosses max_time
 // With only `throttle = T`, which never rejects:
 //     let __retry_gate = throttle(&T);
 //     let (wait, __retry_permit) = pace(__retry_gate); if let Some(d) = wait { sleep(d).await }
@@ -425,7 +426,7 @@ fn gate(
         admit,
         settle: quote!(|#outcome| {
             #rt::Gate::settle(&#gate, #permit, #outcome);
-            #rt::Gate::shut_for(&#gate)
+            #rt::Gate::outlook(&#gate)
         }),
     })
 }

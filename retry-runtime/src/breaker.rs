@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::epoch;
-use crate::{Admission, AttemptOutcome, CircuitOpen, Gate};
+use crate::{Admission, AttemptOutcome, CircuitOpen, Gate, Outlook};
 
 const MODE_SHIFT: u32 = 62;
 const GEN_SHIFT: u32 = 40;
@@ -491,10 +491,13 @@ impl<'a> Gate for &'a CircuitBreaker {
             .record(permit.kind, permit.generation, outcome);
     }
 
-    fn shut_for(&self) -> Option<Duration> {
+    fn outlook(&self) -> Outlook {
         match self.state() {
-            CircuitState::Open { retry_in } => Some(retry_in),
-            _ => None,
+            CircuitState::Open { retry_in } => Outlook {
+                shut_for: Some(retry_in),
+                wait_for: Duration::ZERO,
+            },
+            _ => Outlook::CLEAR,
         }
     }
 }

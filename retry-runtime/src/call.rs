@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{AttemptOutcome, Classification, GiveUpReason, Observer, RetryEvent, RetryPolicy};
+use crate::{
+    AttemptOutcome, Classification, GiveUpReason, Observer, Outlook, RetryEvent, RetryPolicy,
+};
 
 /// A `Result`, seen through a trait so that `#[retry_on_failure]` reports a non-`Result` return type
 /// with one clear message, and so that aliases such as `anyhow::Result<T>` work.
@@ -39,23 +41,23 @@ impl<T, E> IsResult for Result<T, E> {
     }
 }
 
-/// What a `settle` closure returns: nothing, or how long the gate that admitted the attempt will
-/// now turn attempts away ([`Gate::shut_for`](crate::Gate::shut_for)).
+/// What a `settle` closure returns: nothing, or what the gate that admitted the attempt now
+/// holds for the next one ([`Gate::outlook`](crate::Gate::outlook)).
 pub trait Shut {
-    /// `Some(d)` when attempts are turned away for `d` from now.
-    fn shut_for(self) -> Option<Duration>;
+    /// The gate's outlook; clear when there is no gate.
+    fn outlook(self) -> Outlook;
 }
 
 impl Shut for () {
     #[inline(always)]
-    fn shut_for(self) -> Option<Duration> {
-        None
+    fn outlook(self) -> Outlook {
+        Outlook::CLEAR
     }
 }
 
-impl Shut for Option<Duration> {
+impl Shut for Outlook {
     #[inline(always)]
-    fn shut_for(self) -> Option<Duration> {
+    fn outlook(self) -> Outlook {
         self
     }
 }
@@ -162,7 +164,9 @@ impl<C: CallClock> CallState<C> {
                 settle(AttemptOutcome::Success);
                 if retry_ok(&ok) && self.attempt < policy.max_attempts {
                     // Jitter still applies; the server gave no hint.
-                    if let Ok(delay) = self.next_delay(policy, Classification::retry()) {
+                    if let Ok(delay) =
+                        self.next_delay(policy, Classification::retry(), Duration::ZERO)
+                    {
                         self.attempt += 1;
                         return ControlFlow::Continue(delay);
                     }
@@ -172,8 +176,8 @@ impl<C: CallClock> CallState<C> {
             }
             Err(err) => {
                 let class = classify(&err);
-                let shut = settle(AttemptOutcome::Failure(class)).shut_for();
-                self.after_error(policy, name, class, shut, err, observer)
+                let outlook = settle(AttemptOutcome::Failure(class)).outlook();
+                self.after_error(policy, name, class, outlook, err, observer)
             }
         }
     }
@@ -198,7 +202,7 @@ impl<C: CallClock> CallState<C> {
         policy: &RetryPolicy,
         name: &'static str,
         class: Classification,
-        shut: Option<Duration>,
+        outlook: Outlook,
         err: R::Err,
         observer: &O,
     ) -> ControlFlow<R, Duration>
@@ -206,20 +210,22 @@ impl<C: CallClock> CallState<C> {
         R: IsResult,
         O: Observer<R::Err>,
     {
-        let decision = self.next_delay(policy, class).and_then(|delay| {
-            // The attempt just opened the breaker (or found it open): the next attempt would be
-            // turned away, so return this error now rather than sleep to be rejected.
-            if shut.is_some_and(|shut| shut > delay) {
-                return Err(GiveUpReason::CircuitOpen);
-            }
-            let event = RetryEvent {
-                name,
-                attempt: self.attempt,
-                delay,
-                elapsed: self.clock.elapsed(),
-            };
-            observer.on_retry(&err, &event).map(|()| delay)
-        });
+        let decision = self
+            .next_delay(policy, class, outlook.wait_for)
+            .and_then(|delay| {
+                // The attempt just opened the breaker (or found it open): the next attempt would be
+                // turned away, so return this error now rather than sleep to be rejected.
+                if outlook.shut_for.is_some_and(|shut| shut > delay) {
+                    return Err(GiveUpReason::CircuitOpen);
+                }
+                let event = RetryEvent {
+                    name,
+                    attempt: self.attempt,
+                    delay,
+                    elapsed: self.clock.elapsed(),
+                };
+                observer.on_retry(&err, &event).map(|()| delay)
+            });
         match decision {
             Ok(delay) => {
                 self.attempt += 1;
@@ -232,11 +238,14 @@ impl<C: CallClock> CallState<C> {
         }
     }
 
-    /// The delay before the next attempt, or why there must not be one.
+    /// The delay before the next attempt, or why there must not be one. `gate_wait` is how long a
+    /// gate (a throttle) would make the next attempt wait if it asked now: the next attempt
+    /// starts after the longer of the two, and that is what `max_time` is checked against.
     fn next_delay(
         &mut self,
         policy: &RetryPolicy,
         class: Classification,
+        gate_wait: Duration,
     ) -> Result<Duration, GiveUpReason> {
         if !class.is_retryable() {
             return Err(GiveUpReason::NotRetryable);
@@ -260,7 +269,7 @@ impl<C: CallClock> CallState<C> {
             None => backoff,
         };
         if let (Some(max_time), Some(elapsed)) = (policy.max_time, self.clock.elapsed()) {
-            if elapsed.saturating_add(delay) > max_time {
+            if elapsed.saturating_add(delay.max(gate_wait)) > max_time {
                 return Err(GiveUpReason::Deadline);
             }
         }

@@ -42,12 +42,37 @@ pub trait Gate {
     /// Reports how the attempt admitted with `permit` ended.
     fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome);
 
-    /// How long from now this gate will turn attempts away, if it will (an open breaker's
-    /// remaining cool-down). Asked after a failed attempt is settled: a call whose next attempt
-    /// would be turned away gives up with its error rather than sleep to be rejected.
+    /// What the next attempt would meet if it asked now: asked after a failed attempt is
+    /// settled, so that a call gives up with its error, rather than sleep, when the next attempt
+    /// would be turned away (an open breaker) or would start past `max_time` (a throttle's wait).
     #[inline(always)]
-    fn shut_for(&self) -> Option<Duration> {
-        None
+    fn outlook(&self) -> Outlook {
+        Outlook::CLEAR
+    }
+}
+
+/// What an attempt asking a [`Gate`] now would meet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outlook {
+    /// How long from now attempts are turned away, if they are (an open breaker's cool-down).
+    pub shut_for: Option<Duration>,
+    /// How long an admitted attempt would wait for its turn (a throttle's pacing).
+    pub wait_for: Duration,
+}
+
+impl Outlook {
+    /// Admitted at once.
+    pub const CLEAR: Outlook = Outlook {
+        shut_for: None,
+        wait_for: Duration::ZERO,
+    };
+
+    /// The outlook through two gates: turned away if either turns away, waiting for both.
+    pub fn and(self, other: Outlook) -> Outlook {
+        Outlook {
+            shut_for: self.shut_for.max(other.shut_for),
+            wait_for: self.wait_for.saturating_add(other.wait_for),
+        }
     }
 }
 
@@ -62,8 +87,8 @@ impl<G: Gate + ?Sized> Gate for &G {
         (**self).settle(permit, outcome);
     }
     #[inline(always)]
-    fn shut_for(&self) -> Option<Duration> {
-        (**self).shut_for()
+    fn outlook(&self) -> Outlook {
+        (**self).outlook()
     }
 }
 
@@ -103,8 +128,8 @@ impl<A: Gate, B: Gate> Gate for (A, B) {
         self.1.settle(b, outcome);
     }
 
-    fn shut_for(&self) -> Option<Duration> {
-        self.0.shut_for().max(self.1.shut_for())
+    fn outlook(&self) -> Outlook {
+        self.0.outlook().and(self.1.outlook())
     }
 }
 

@@ -263,7 +263,7 @@ pub use context::{
 pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
 pub use events::{GiveUpEvent, GiveUpReason, RetryEvent};
-pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate};
+pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate, Outlook};
 pub use hooks::{OnGiveUp, OnRetry};
 pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;

@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::epoch;
-use crate::{Admission, AttemptOutcome, Gate};
+use crate::{Admission, AttemptOutcome, Gate, Outlook};
 
 const NANOS: f64 = 1e9;
 /// The highest rate the throttle computes with, in attempts per second: above it the throttle
@@ -276,6 +276,18 @@ impl AdaptiveThrottle {
         rate.clamp(self.min_rate, MAX_RATE)
     }
 
+    /// How long an attempt admitted now would wait for its slot, without booking one.
+    pub fn wait_now(&self) -> Duration {
+        let s = self.lock();
+        if !s.enabled {
+            return Duration::ZERO;
+        }
+        let now = epoch::now_nanos();
+        let tau = epoch::duration_nanos(self.burst);
+        let slot = s.tat.max(now).saturating_sub(tau).max(now);
+        Duration::from_nanos(slot - now)
+    }
+
     fn admit_inner(&self) -> (Option<Duration>, u64, u64, u64) {
         self.admitted.fetch_add(1, Ordering::Relaxed);
         let mut s = self.lock();
@@ -455,6 +467,13 @@ impl<'a> Gate for &'a AdaptiveThrottle {
         match self.acquire() {
             (Some(d), permit) => Admission::Wait(d, permit),
             (None, permit) => Admission::Proceed(permit),
+        }
+    }
+
+    fn outlook(&self) -> Outlook {
+        Outlook {
+            shut_for: None,
+            wait_for: self.wait_now(),
         }
     }
 
