@@ -12,7 +12,8 @@ Instructions are not time: a locked read-modify-write is one instruction but ten
 callgrind sees neither cache misses nor contention. Use the count to compare code paths, the
 timed bench for what a call costs.
 
-Usage: python3 scripts/callgrind_happy_path.py [--calls 2000] [--only SUBSTRING]
+Usage: python3 scripts/callgrind_happy_path.py [--bench happy_path] [--calls 2000] [--only SUBSTRING]
+(`--bench one_retry` counts the one-retry bench's variants the same way.)
 """
 import argparse
 import json
@@ -26,9 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = "hand-written retry loop"
 
 
-def bench_binary():
+def bench_binary(bench):
     out = subprocess.run(
-        ["cargo", "bench", "--bench", "happy_path", "--no-run", "--message-format=json"],
+        ["cargo", "bench", "--bench", bench, "--no-run", "--message-format=json"],
         cwd=ROOT,
         check=True,
         stdout=subprocess.PIPE,
@@ -36,10 +37,10 @@ def bench_binary():
     ).stdout
     for line in out.splitlines():
         msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "happy_path":
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == bench:
             if msg.get("executable"):
                 return msg["executable"]
-    sys.exit("could not find the happy_path bench executable")
+    sys.exit(f"could not find the {bench} bench executable")
 
 
 def instructions(binary, variant, calls):
@@ -71,10 +72,11 @@ def instructions(binary, variant, calls):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default="happy_path")
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--only", help="variants whose name contains this")
     args = ap.parse_args()
-    binary = bench_binary()
+    binary = bench_binary(args.bench)
     listing = subprocess.run(
         [binary, "--list"], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
@@ -88,7 +90,7 @@ def main():
         b = instructions(binary, index, n2)
         per_call[name] = (b - a) / (n2 - n1)
     base = per_call[BASELINE]
-    print(f"happy path, instructions per call (callgrind, ({n2} - {n1} calls) difference)")
+    print(f"{args.bench}, instructions per call (callgrind, ({n2} - {n1} calls) difference)")
     print("| variant | instructions/call | vs hand loop |")
     print("|---|---:|---:|")
     for _index, name, _size in variants:

@@ -160,14 +160,6 @@ impl FnStats {
         }
     }
 
-    #[doc(hidden)]
-    #[inline(always)]
-    pub fn experiment_first_try(&'static self, attempts: u32) {
-        if attempts <= 1 {
-            self.record_first_try();
-        }
-    }
-
     /// This fn's figures so far.
     pub fn snapshot(&self) -> FnStatsSnapshot {
         let load = |a: &AtomicU64| a.load(Relaxed);
