@@ -322,8 +322,8 @@ const UNFINISHED: u32 = 1 << 31;
 const ENDED: u32 = u32::MAX;
 
 impl CallRecorder {
-    /// `fut` itself. The expansion passes each attempt through here; statistics no longer need
-    /// to see an attempt suspend (see the type's docs), and the call stays free of a wrapper.
+    /// `fut` itself: statistics do not need to see an attempt suspend (see the type's docs), so
+    /// the expansion no longer wraps attempts; kept for code that drives a recorder by hand.
     #[inline(always)]
     pub fn watch<F: Future>(&self, fut: F) -> F {
         fut
