@@ -8,33 +8,16 @@
 //! round-robin, many rounds, and each ratio is the median of per-round ratios against the hand
 //! loop, so that the machine's drift affects every variant alike.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::variant;
 use retry_runtime::retry_on_failure;
 
-/// Counts every allocation made by the process.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 #[derive(Debug)]
 struct ProviderError;
@@ -50,6 +33,14 @@ fn provider(x: u64) -> Result<u64, ProviderError> {
 }
 
 async fn unannotated(x: u64) -> Result<u64, ProviderError> {
+    provider(x)
+}
+
+/// The unannotated fn plus one read of tokio's clock, the clock `max_time` and `context` read
+/// (with the root package's tokio `test-util` feature on, as in every bench and test here; it
+/// adds well under 1 ns to the read).
+async fn unannotated_reading_the_clock(x: u64) -> Result<u64, ProviderError> {
+    black_box(tokio::time::Instant::now());
     provider(x)
 }
 
@@ -71,11 +62,40 @@ async fn hand_loop(x: u64) -> Result<u64, ProviderError> {
     }
 }
 
+thread_local! {
+    static FIRST_TRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The hand loop counting its first-try successes in a plain thread-local: the least any exact
+/// per-call statistic can cost (no slot lookup, no registration, nobody else can read it).
+async fn hand_loop_counting(x: u64) -> Result<u64, ProviderError> {
+    let mut delay = Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        match async { provider(x) }.await {
+            Ok(v) => {
+                if attempt == 1 {
+                    FIRST_TRIES.set(FIRST_TRIES.get() + 1);
+                }
+                return Ok(v);
+            }
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay.mul_f64(rand::random::<f64>())).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+                attempt += 1;
+            }
+        }
+    }
+}
+
 #[retry_on_failure]
 async fn annotated(x: u64) -> Result<u64, ProviderError> {
     provider(x)
 }
 
+/// `max_time` reads the clock when the call starts: that read is nearly all of its cost (compare
+/// the "one clock read" line).
 #[retry_on_failure(max_attempts = 5, initial_delay = 0.5, max_delay = 30, max_time = 60)]
 async fn annotated_with_deadline(x: u64) -> Result<u64, ProviderError> {
     provider(x)
@@ -161,81 +181,32 @@ async fn annotated_with_breaker_and_budget(x: u64) -> Result<u64, ClassifiedErro
     classified_provider(x)
 }
 
+/// `context = ctx` reads the clock and draws a 128-bit idempotency key (rand's `ThreadRng`, a
+/// ChaCha12 generator) per call.
 #[retry_on_failure(context = ctx)]
 async fn annotated_with_context(x: u64) -> Result<u64, ProviderError> {
     provider(x ^ u64::from(ctx.attempt()))
 }
 
-/// Creates the future, polls it once, returns its output. Panics if it is not ready at once.
-#[inline(always)]
-fn run<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => unreachable!("the happy path never sleeps"),
-    }
-}
-
-struct Variant {
-    name: &'static str,
-    call: fn(u64) -> u64,
-    future_size: usize,
-}
-
-macro_rules! variant {
-    ($name:literal, $f:ident) => {
-        Variant {
-            name: $name,
-            call: |x| run($f(x)).unwrap(),
-            future_size: std::mem::size_of_val(&$f(0)),
-        }
-    };
-}
-
-fn time_calls(call: fn(u64) -> u64, n: u64) -> f64 {
-    let start = Instant::now();
-    let mut acc = 0u64;
-    for i in 0..n {
-        acc = acc.wrapping_add(call(black_box(i)));
-    }
-    black_box(acc);
-    start.elapsed().as_nanos() as f64 / n as f64
-}
-
-fn allocations_per_call(call: fn(u64) -> u64, n: u64) -> f64 {
-    let before = ALLOCATIONS.load(Relaxed);
-    for i in 0..n {
-        black_box(call(black_box(i)));
-    }
-    (ALLOCATIONS.load(Relaxed) - before) as f64 / n as f64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per_round) = if quick {
-        (21, 200_000)
-    } else {
-        (101, 1_000_000)
-    };
-
     let variants = [
         variant!("unannotated fn", unannotated),
         variant!("hand-written retry loop", hand_loop),
         variant!("#[retry_on_failure] (defaults)", annotated),
-        variant!("#[retry_on_failure] + max_time", annotated_with_deadline),
-        variant!("backon 1.6 (with jitter)", backon),
-        variant!("tokio-retry2 0.9 (with jitter)", tokio_retry2),
-        variant!("tryhard 0.5 (no jitter)", tryhard),
         variant!(
             "#[retry_on_failure] + retry_on/give_up_on lists",
             annotated_with_lists
         ),
+        variant!("#[retry_on_failure] + max_time", annotated_with_deadline),
+        variant!(
+            "unannotated fn + one clock read",
+            unannotated_reading_the_clock
+        ),
         variant!("#[retry_on_failure] + stats = true", annotated_with_stats),
+        variant!(
+            "hand-written loop + thread-local first-try count",
+            hand_loop_counting
+        ),
         variant!(
             "#[retry_on_failure] + breaker + budget",
             annotated_with_breaker_and_budget
@@ -244,25 +215,17 @@ fn main() {
             "#[retry_on_failure] + context (clock, random key)",
             annotated_with_context
         ),
+        variant!("backon 1.6 (with jitter)", backon),
+        variant!("tokio-retry2 0.9 (with jitter)", tokio_retry2),
+        variant!("tryhard 0.5 (no jitter)", tryhard),
     ];
     const BASELINE: usize = 1;
-
-    for v in &variants {
-        time_calls(v.call, per_round / 10); // warm up
-    }
-    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut ratio: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _ in 0..rounds {
-        let this_round: Vec<f64> = variants
-            .iter()
-            .map(|v| time_calls(v.call, per_round))
-            .collect();
-        for (i, t) in this_round.iter().enumerate() {
-            ns[i].push(*t);
-            ratio[i].push(t / this_round[BASELINE]);
-        }
+    if common::callgrind_mode(&variants) {
+        return;
     }
 
+    let (rounds, per_round) = common::rounds();
+    let ns = common::interleaved(&variants, rounds, per_round);
     println!(
         "happy path, {rounds} rounds x {per_round} calls, variants interleaved; ratio = median of per-round ratios"
     );
@@ -272,15 +235,15 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     let mut allocating = Vec::new();
     for (i, v) in variants.iter().enumerate() {
-        let allocations = allocations_per_call(v.call, 100_000);
+        let allocations = common::allocations_per_call(v.call, 100_000);
         if allocations > 0.0 {
             allocating.push(v.name);
         }
         println!(
             "| {} | {:.2} | {:.3}x | {} | {} |",
             v.name,
-            median(&mut ns[i]),
-            median(&mut ratio[i]),
+            common::median(&ns[i]),
+            common::median_of(&ns[i], &ns[BASELINE], |a, b| a / b),
             allocations,
             v.future_size,
         );

@@ -184,7 +184,8 @@ async fn a_panic_propagates_unchanged_and_leaves_shared_state_consistent() {
     assert_eq!(guarded(shared).await, Ok(2));
     assert!(shared.breaker.is_closed());
 
-    // 2. The first attempt panics without suspending: not retried, and not counted.
+    // 2. The first attempt panics without suspending: not retried; the call is counted once, as
+    //    unfinished (the statistics recorder's `Drop` sees it unwind), with no attempt returned.
     let shared = Shared::leak(vec![Step::Panic { suspend: false }]);
     let before = stats_of(NAME);
     let payload = panic_of(guarded(shared)).await;
@@ -196,7 +197,7 @@ async fn a_panic_propagates_unchanged_and_leaves_shared_state_consistent() {
             consecutive_failures: 0
         }
     );
-    assert_eq!(delta(before, stats_of(NAME)), [0; 5]);
+    assert_eq!(delta(before, stats_of(NAME)), [1, 1, 0, 0, 0]);
 
     // 3. A retry, then a panic: the failure before it counts, the retry's token stays spent,
     //    the panicking attempt counts for nothing.

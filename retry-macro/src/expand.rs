@@ -3,7 +3,7 @@
 //! Each optional piece (a classification list, a gate, a hook) is generated only when its key is
 //! given, so that a fn with defaults expands to the bare loop.
 
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Literal, Punct, Spacing, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
@@ -51,6 +51,22 @@ pub(crate) fn expand(config: &Config, item: FnItem) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig #body
+    }
+}
+
+/// `::retry_runtime`, pushed as three tokens. Interpolating a `TokenStream` (`quote!(::retry_runtime)`)
+/// costs several calls across the proc-macro bridge each time; pushing tokens costs none, and the
+/// expansion names the crate a few dozen times per fn.
+#[derive(Clone, Copy)]
+struct Rt;
+
+impl ToTokens for Rt {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend([
+            proc_macro2::TokenTree::Punct(Punct::new(':', Spacing::Joint)),
+            proc_macro2::TokenTree::Punct(Punct::new(':', Spacing::Alone)),
+            proc_macro2::TokenTree::Ident(Ident::new("retry_runtime", Span::call_site())),
+        ]);
     }
 }
 
@@ -109,15 +125,15 @@ impl Locals {
 //     the validated config, the fn body `{ body }` and the type each attempt returns, `R`
 // Output (without the optional pieces, each generated only when its key is given):
 //     {
-//         const __RETRY_POLICY: RetryPolicy = policy(<validated literals>);
+//         const __RETRY_POLICY: RetryPolicy = literal_policy(<validated literals>); // unless default
 //         let mut __retry_call = CallState::<()>::new();
 //         let __retry_stats = __retry_stats!(name);    // these three are zero-sized no-ops
 //         let __retry_metrics = __retry_metrics!(name);  // unless the runtime's `stats`,
 //         let __retry_trace = __retry_trace!(R, name);   // `metrics`, `tracing` features are on
 //         let __retry_out: R = loop {
-//             let __retry_result: R = __retry_trace.instrument(__retry_stats.watch(async { body })).await;
-//             let __retry_flow = __retry_call.step(&__RETRY_POLICY, name, __retry_result,
-//                 <classify>, <retry_if_ok or never>, no_gate, &(<observers>));
+//             let __retry_result: R = { let a = async { body }; __retry_instrument!(__retry_trace, a) }.await;
+//             let __retry_flow = __retry_call.step(<&RetryPolicy::DEFAULT or &__RETRY_POLICY>, name,
+//                 __retry_result, <classify>, <retry_if_ok or never>, no_gate, &(<observers>));
 //             match __retry_flow {
 //                 Break(done) => break done,
 //                 Continue(delay) => __retry_stats.watch(sleep(delay)).await,
@@ -132,7 +148,7 @@ fn retry_loop(
     ret: &Type,
     body: &dyn ToTokens,
 ) -> TokenStream {
-    let rt = quote!(::retry_runtime);
+    let rt = Rt;
     let l = Locals::new(ret);
     let Locals {
         call,
@@ -166,16 +182,8 @@ fn retry_loop(
         Some(pred) => quote!(#pred),
         None => quote!(#rt::__private::never),
     };
-    // The backoff is watched too: a retry decided on an `Ok` (`retry_if_ok`) is not shown to the
-    // observers, so nothing else marks the call as suspended before this sleep, and a call
-    // dropped here would be missing from the statistics.
-    let sleep = match flavor {
-        Flavor::Async(_) => {
-            let stats = &observers.stats;
-            quote!(#stats.watch(#rt::__private::sleep(#delay)).await)
-        }
-        Flavor::Blocking => flavor.sleep(delay),
-    };
+    // A call dropped during this sleep is counted by the statistics recorder's `Drop`.
+    let sleep = flavor.sleep(delay);
     let observer_decl = &observers.decl;
     let observer = &observers.tuple;
     // Errors about the return type (not a `Result`) point at the return type.
@@ -225,7 +233,7 @@ fn retry_loop(
 // `max_time`; hooks and the attempt context always need the start time.
 //     CallState::<()>::new()  |  CallState::<Instant>::new()  |  DynCallState::new(policy)
 fn new_call(config: &Config, policy: &TokenStream) -> TokenStream {
-    let rt = quote!(::retry_runtime);
+    let rt = Rt;
     let needs_clock =
         config.on_retry.is_some() || config.on_give_up.is_some() || config.context.is_some();
     match &config.policy {
@@ -239,13 +247,13 @@ fn new_call(config: &Config, policy: &TokenStream) -> TokenStream {
     }
 }
 
-/// The observers of a call: their declarations, the tuple `step` sees, and the two that wrap
-/// each attempt's future.
+/// The observers of a call: their declarations, the value `step` sees, and the one whose span
+/// each attempt's future runs in.
 struct Observers {
     decl: TokenStream,
-    /// `(&a, &b, ..)`, built where it is used so that it is not stored in the future.
+    /// The observers as one value, built where it is used so that it is not stored in the
+    /// future.
     tuple: TokenStream,
-    stats: Ident,
     trace: Ident,
 }
 
@@ -255,12 +263,18 @@ struct Observers {
 //     let __retry_on_retry = on_retry::<R, _>(F);
 //     let __retry_on_give_up = on_give_up::<R, _, _>(name, __retry_call.clock(), G);
 //     static __RETRY_STATS: FnStats = FnStats::new(name);      // `stats = true`
-//     let __retry_stats = __RETRY_STATS.start();               // (or `Off`, or `__retry_stats!`)
+//     let __retry_stats = __RETRY_STATS.start();               // (none with `stats = false`)
+//     let __retry_stats = __retry_stats!(name);                // (without `stats = ..`)
 //     let __retry_metrics = __retry_metrics!(name);
 //     let __retry_trace = __retry_trace!(R, name);
-// and the tuple `(&__retry_budget, &__retry_on_retry, .., &__retry_trace)`.
+// and the value
+//     __retry_with_trace!(__retry_trace, __retry_with_metrics!(__retry_metrics,
+//         __retry_with_stats!(__retry_stats, (&__retry_budget, &__retry_on_retry, ..))))
+// where each `__retry_with_*!(x, inner)` is `(inner, &x)` with its runtime feature on and `inner`
+// with it off: observers of features that are off are not there at all, which spares every fn
+// the type checking of a wider tuple of no-ops (`(&__retry_stats, ..)` with `stats = true`).
 fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -> Observers {
-    let rt = quote!(::retry_runtime);
+    let rt = Rt;
     let local = |n: &str| Ident::new(n, Span::mixed_site());
     let (stats, metrics, trace) = (
         local("__retry_stats"),
@@ -288,14 +302,20 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
         });
         refs.push(hook);
     }
-    decl.extend(match config.stats {
-        Some(true) => quote! {
-            static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
-            let #stats = __RETRY_STATS.start();
-        },
-        Some(false) => quote!(let #stats = #rt::__private::Off;),
-        None => quote!(let #stats = #rt::__retry_stats!(#name);),
-    });
+    match config.stats {
+        Some(true) => {
+            decl.extend(quote! {
+                static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
+                let #stats = __RETRY_STATS.start();
+            });
+            refs.push(stats.clone());
+        }
+        Some(false) => {}
+        None => decl.extend(quote! {
+            #[allow(unused_variables)]
+            let #stats = #rt::__retry_stats!(#name);
+        }),
+    }
     // With an `impl Trait` in the return type (`_` in the anchor), the error type cannot be
     // named before the first attempt: tracing then shows errors by type name.
     let trace_init = if has_infer(anchor) {
@@ -304,16 +324,19 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
         quote!(#rt::__retry_trace!(#anchor, #name))
     };
     decl.extend(quote! {
+        #[allow(unused_variables)]
         let #metrics = #rt::__retry_metrics!(#name);
+        #[allow(unused_variables)]
         let #trace = #trace_init;
     });
-    refs.extend([stats.clone(), metrics, trace.clone()]);
-    Observers {
-        decl,
-        tuple: quote!((#(&#refs,)*)),
-        stats,
-        trace,
+    let mut tuple = quote!((#(&#refs,)*));
+    if config.stats.is_none() {
+        tuple = quote!(#rt::__retry_with_stats!(#stats, #tuple));
     }
+    let tuple = quote! {
+        #rt::__retry_with_trace!(#trace, #rt::__retry_with_metrics!(#metrics, #tuple))
+    };
+    Observers { decl, tuple, trace }
 }
 
 // Output, with `context = ctx`:
@@ -323,7 +346,7 @@ fn context(config: &Config, call: &Ident) -> (TokenStream, TokenStream) {
     let Some(ctx) = &config.context else {
         return (TokenStream::new(), TokenStream::new());
     };
-    let rt = quote!(::retry_runtime);
+    let rt = Rt;
     let state = Ident::new("__retry_context", Span::mixed_site());
     (
         quote!(let #state = #rt::__private::ContextState::new();),
@@ -350,7 +373,7 @@ struct GateCode {
 //     // before each attempt:
 //     let __retry_permit = match Gate::admit(&__retry_gate) {
 //         Admission::Proceed(p) => p,
-//         Admission::Wait(d, p) => { stats.watch(sleep(d)).await; p }
+//         Admission::Wait(d, p) => { sleep(d).await; p }
 //         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
 //     };
 //     // settle: |outcome| { Gate::settle(&__retry_gate, __retry_permit, outcome);
@@ -366,7 +389,10 @@ fn gate(
     observers: &Observers,
     anchor: &Type,
 ) -> Option<GateCode> {
-    let rt = quote!(::retry_runtime);
+    if config.circuit_breaker.is_none() && config.throttle.is_none() {
+        return None;
+    }
+    let rt = Rt;
     let gate = Ident::new("__retry_gate", Span::mixed_site());
     let permit = Ident::new("__retry_permit", Span::mixed_site());
     let wait = Ident::new("__retry_wait", Span::mixed_site());
@@ -380,12 +406,7 @@ fn gate(
         .throttle
         .as_ref()
         .map(|t| quote_spanned!(t.span()=> #rt::__private::throttle(&#t)));
-    // A call waiting for its turn has suspended: statistics see it as unfinished until it ends.
-    let stats = &observers.stats;
-    let sleep = match flavor {
-        Flavor::Async(_) => quote!(#stats.watch(#rt::__private::sleep(#wait)).await),
-        Flavor::Blocking => flavor.sleep(&wait),
-    };
+    let sleep = flavor.sleep(&wait);
     let observer = &observers.tuple;
     let admit = match &config.circuit_breaker {
         Some(b) => {
@@ -434,7 +455,10 @@ fn gate(
 // Input:
 //     `{ body }`
 // Output (async):
-//     __retry_trace.instrument(__retry_stats.watch(async { body })).await
+//     { let __retry_attempt = async { body }; __retry_instrument!(__retry_trace, __retry_attempt) }.await
+// where `__retry_instrument!` is the attempt itself unless the runtime's `tracing` feature is on
+// (a method call on a no-op wrapper costs type checking in every annotated fn). The body is not
+// passed through the `macro_rules!`, so that diagnostics inside it do not mention the macro.
 // with `attempt_timeout`, `async { body }` becomes `with_timeout(d, async { body }, ..)`; with
 // `clone = [a]`, the whole is preceded by `let mut a = ::core::clone::Clone::clone(&a);` in a block.
 // Output (blocking):
@@ -454,8 +478,15 @@ fn attempt(
         Flavor::Async(span) => {
             let async_token = quote_spanned!(span=> async);
             let fut = with_timeout(config, anchor, quote!(#async_token #body));
-            let Observers { stats, trace, .. } = observers;
-            quote!(#trace.instrument(#stats.watch(#fut)).await)
+            let trace = &observers.trace;
+            let attempt = Ident::new("__retry_attempt", Span::mixed_site());
+            quote! {
+                {
+                    let #attempt = #fut;
+                    ::retry_runtime::__retry_instrument!(#trace, #attempt)
+                }
+                .await
+            }
         }
         Flavor::Blocking => quote! {
             (|| -> #anchor #body)()
@@ -476,19 +507,19 @@ fn attempt(
 // Input:
 //     the attempt's future
 // Output, with `attempt_timeout = 30`:
-//     with_timeout(Duration::from_nanos(30_000_000_000), <attempt>, timeout_error::<R>())
+//     with_timeout(Duration::new(30, 0), <attempt>, timeout_error::<R>())
 // `timeout_error()` is spanned at the value, so that an error type without `From<AttemptTimedOut>`
 // is reported there.
 fn with_timeout(config: &Config, anchor: &Type, attempt: TokenStream) -> TokenStream {
     let Some((secs, span)) = &config.attempt_timeout else {
         return attempt;
     };
-    let nanos = nanos(*secs);
-    let rt = quote!(::retry_runtime);
+    let (whole, nanos) = duration_parts(*secs);
+    let rt = Rt;
     let on_timeout = quote_spanned!(*span=> #rt::__private::timeout_error::<#anchor>());
     quote! {
         #rt::__private::with_timeout(
-            ::core::time::Duration::from_nanos(#nanos),
+            ::core::time::Duration::new(#whole, #nanos),
             #attempt,
             #on_timeout,
         )
@@ -496,14 +527,21 @@ fn with_timeout(config: &Config, anchor: &Type, attempt: TokenStream) -> TokenSt
 }
 
 // Output: the declaration of the policy and a `&RetryPolicy` expression for it:
-//     const __RETRY_POLICY: RetryPolicy = policy(..);          and `&__RETRY_POLICY`
-//     static __RETRY_ENV: EnvPolicy = EnvPolicy::new("LLM", policy(..));
+//     (nothing)                                                and `&RetryPolicy::DEFAULT`
+//     const __RETRY_POLICY: RetryPolicy = literal_policy(..);  and `&__RETRY_POLICY`
+//     static __RETRY_ENV: EnvPolicy = EnvPolicy::new("LLM", literal_policy(..));
 //     let policy = __RETRY_ENV.get();                          and `policy`
 //     let policy: RetryPolicy = *config(&(<config expr>));     and `&policy`
 // A const is referenced directly rather than through a local, which would be stored in the
-// future across every await.
+// future across every await; a policy built at the call (`&literal_policy(..)`) would be written
+// to the stack on every call, since the out-of-line retry path takes its address. The defaults
+// need no const at all, whose evaluation is a noticeable part of a fn's compile time.
 fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
     match &config.policy {
+        PolicySource::Literals(timing) if is_default(timing) => (
+            TokenStream::new(),
+            quote!(&::retry_runtime::RetryPolicy::DEFAULT),
+        ),
         PolicySource::Literals(timing) => {
             let literals = policy_literals(timing);
             let decl = quote! {
@@ -532,17 +570,30 @@ fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
     }
 }
 
+/// Whether the literals are `RetryPolicy::DEFAULT`'s values (which `__private` asserts at compile
+/// time), so that the expansion can name that constant instead of building a policy.
+fn is_default(t: &Timing) -> bool {
+    t.max_attempts == 3
+        && t.initial_delay == 1.0
+        && t.max_delay == 10.0
+        && t.backoff_factor == 2.0
+        && t.backoff == "Exponential"
+        && t.jitter == "Full"
+        && t.max_time.is_none()
+        && t.max_retry_after.is_none_or(|s| s == 120.0)
+}
+
 fn policy_literals(t: &Timing) -> TokenStream {
     let max_attempts = t.max_attempts;
-    let initial = nanos(t.initial_delay);
-    let max = nanos(t.max_delay);
+    let initial = duration(t.initial_delay);
+    let max = duration(t.max_delay);
     let factor = Literal::f64_suffixed(t.backoff_factor);
     let backoff = Ident::new(t.backoff, Span::call_site());
     let jitter = Ident::new(t.jitter, Span::call_site());
-    let max_time = optional_nanos(t.max_time);
-    let max_retry_after = optional_nanos(t.max_retry_after);
+    let max_time = optional_duration(t.max_time);
+    let max_retry_after = optional_duration(t.max_retry_after);
     quote! {
-        ::retry_runtime::__private::policy(
+        ::retry_runtime::__private::literal_policy(
             #max_attempts,
             #initial,
             #max,
@@ -566,7 +617,7 @@ fn policy_literals(t: &Timing) -> TokenStream {
 //                || (&Probe(err)).__retry_classify())
 //     }
 fn classify(config: &Config, err: &Ident) -> TokenStream {
-    let rt = quote!(::retry_runtime);
+    let rt = Rt;
     let lists = &config.classify;
     let own = quote!((&#rt::__private::Probe(#err)).__retry_classify());
     let uses = quote! {
@@ -635,25 +686,35 @@ fn call_name(config: &Config, ident: &Ident) -> TokenStream {
     }
 }
 
-fn optional_nanos(secs: Option<f64>) -> TokenStream {
+fn optional_duration(secs: Option<f64>) -> TokenStream {
     match secs {
         Some(secs) => {
-            let n = nanos(secs);
-            quote!(::core::option::Option::Some(#n))
+            let d = duration(secs);
+            quote!(::core::option::Option::Some(#d))
         }
         None => quote!(::core::option::Option::None),
     }
 }
 
-/// Validated seconds to nanoseconds, saturating (a `Duration` of u64::MAX ns is 584 years).
-fn nanos(secs: f64) -> Literal {
+/// Validated seconds as a `(whole seconds, nanoseconds)` literal, rounded to the nanosecond and
+/// saturating at `u64::MAX` ns (584 years): what `__private::literal_policy` builds each `Duration` from,
+/// split here so that the const evaluation in every annotated fn has no division to do.
+fn duration(secs: f64) -> TokenStream {
+    let (whole, nanos) = duration_parts(secs);
+    quote!((#whole, #nanos))
+}
+
+fn duration_parts(secs: f64) -> (Literal, Literal) {
     let n = (secs * 1e9).round();
     let n = if n >= u64::MAX as f64 {
         u64::MAX
     } else {
         n as u64
     };
-    Literal::u64_suffixed(n)
+    (
+        Literal::u64_suffixed(n / 1_000_000_000),
+        Literal::u32_suffixed((n % 1_000_000_000) as u32),
+    )
 }
 
 /// Whether a type has a `_` in it (an `impl Trait` replaced by `ImplTraitToInfer`).

@@ -23,8 +23,57 @@ pub use crate::stats::{CallRecorder, FnStats};
 pub use crate::tracing_observer::TracingCall;
 pub use tokio::time::Instant;
 
-/// The policy of an attribute whose literals the macro has already validated and converted to
-/// nanoseconds; `const` so that it costs nothing at run time.
+/// The policy of an attribute whose literals the macro has already validated and split into
+/// `(seconds, nanoseconds)`; `const` so that it costs nothing at run time, and written for a cheap
+/// const evaluation, which every annotated fn pays at compile time.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub const fn literal_policy(
+    max_attempts: u32,
+    initial_delay: (u64, u32),
+    max_delay: (u64, u32),
+    backoff_factor: f64,
+    backoff: Backoff,
+    jitter: Jitter,
+    max_time: Option<(u64, u32)>,
+    max_retry_after: Option<(u64, u32)>,
+) -> RetryPolicy {
+    let max_time = match max_time {
+        Some((secs, nanos)) => Some(Duration::new(secs, nanos)),
+        None => None,
+    };
+    let max_retry_after = match max_retry_after {
+        Some((secs, nanos)) => Duration::new(secs, nanos),
+        None => RetryPolicy::DEFAULT.max_retry_after,
+    };
+    RetryPolicy {
+        max_attempts,
+        initial_delay: Duration::new(initial_delay.0, initial_delay.1),
+        max_delay: Duration::new(max_delay.0, max_delay.1),
+        backoff_factor,
+        backoff,
+        jitter,
+        max_time,
+        max_retry_after,
+    }
+}
+
+// The attribute names `RetryPolicy::DEFAULT` for a fn whose literals are these values
+// (`is_default` in retry-macro's expand.rs): they must stay the constant's.
+const _: () = {
+    let d = RetryPolicy::DEFAULT;
+    assert!(d.max_attempts == 3);
+    assert!(d.initial_delay.as_nanos() == 1_000_000_000);
+    assert!(d.max_delay.as_nanos() == 10_000_000_000);
+    assert!(d.backoff_factor == 2.0);
+    assert!(matches!(d.backoff, Backoff::Exponential));
+    assert!(matches!(d.jitter, Jitter::Full));
+    assert!(d.max_time.is_none());
+    assert!(d.max_retry_after.as_nanos() == 120_000_000_000);
+};
+
+/// A policy from validated values in nanoseconds; `const`. The attribute uses [`literal_policy`],
+/// which is cheaper to evaluate at compile time.
 #[allow(clippy::too_many_arguments)]
 pub const fn policy(
     max_attempts: u32,

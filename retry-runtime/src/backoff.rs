@@ -68,27 +68,29 @@ impl Backoff {
     /// `factor` only matters for [`Backoff::Exponential`]. A non-finite or sub-1 factor is treated
     /// as 1 so that a bad value can never produce NaN; [`RetryPolicy`](crate::RetryPolicy) rejects
     /// such values before they get here. `n = 0` is treated as `n = 1`.
+    #[inline]
     pub fn base_delay(self, initial: Duration, max: Duration, factor: f64, n: u32) -> Duration {
         let n = n.max(1);
         if initial.is_zero() {
             return Duration::ZERO;
         }
-        let initial_secs = initial.as_secs_f64();
-        let max_secs = max.as_secs_f64();
-        let secs = match self {
-            Backoff::Constant => initial_secs,
-            Backoff::Linear => initial_secs * f64::from(n),
+        let initial_nanos = nanos_f64(initial);
+        let max_nanos = nanos_f64(max);
+        let nanos = match self {
+            Backoff::Constant => initial_nanos,
+            Backoff::Linear => initial_nanos * f64::from(n),
             Backoff::Exponential => {
                 let factor = if factor.is_finite() && factor >= 1.0 {
                     factor
                 } else {
                     1.0
                 };
-                initial_secs * factor.powf(f64::from(n - 1))
+                // An integer power: multiplications, not libm's `pow`.
+                initial_nanos * factor.powi(i32::try_from(n - 1).unwrap_or(i32::MAX))
             }
-            Backoff::Fibonacci => initial_secs * fibonacci_up_to(n, max_secs / initial_secs),
+            Backoff::Fibonacci => initial_nanos * fibonacci_up_to(n, max_nanos / initial_nanos),
         };
-        secs_to_capped_duration(secs, max)
+        nanos_to_capped_duration(nanos, max)
     }
 }
 
@@ -105,15 +107,31 @@ fn fibonacci_up_to(n: u32, limit: f64) -> f64 {
     b
 }
 
-/// Seconds to a `Duration` no larger than `max`; NaN, negative and huge inputs saturate.
-pub(crate) fn secs_to_capped_duration(secs: f64, max: Duration) -> Duration {
-    if secs.is_nan() || secs <= 0.0 {
+// The delay arithmetic is done on nanoseconds held in an `f64`: exact up to 2^53 ns (104 days)
+// and within one part in 2^53 beyond, and, unlike seconds, converted to and from `Duration` with
+// multiplications only (`as_secs_f64` divides, `try_from_secs_f64` decomposes the float bit by bit).
+
+/// `d` in nanoseconds.
+#[inline]
+pub(crate) fn nanos_f64(d: Duration) -> f64 {
+    d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
+}
+
+/// Nanoseconds to a `Duration` no larger than `max`, rounded to the nearest nanosecond; NaN,
+/// negative and huge inputs saturate.
+#[inline]
+pub(crate) fn nanos_to_capped_duration(nanos: f64, max: Duration) -> Duration {
+    if nanos.is_nan() || nanos <= 0.0 {
         return Duration::ZERO;
     }
-    if secs >= max.as_secs_f64() {
+    if nanos >= nanos_f64(max) {
         return max;
     }
-    Duration::try_from_secs_f64(secs).map_or(max, |d| d.min(max))
+    // Below `max`; below 2^64 ns (584 years) too, for any delay but absurd ones.
+    if nanos < 18_446_744_073_709_551_615.0 {
+        return Duration::from_nanos((nanos + 0.5) as u64).min(max);
+    }
+    Duration::try_from_secs_f64(nanos / 1e9).map_or(max, |d| d.min(max))
 }
 
 #[cfg(test)]

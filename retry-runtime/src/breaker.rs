@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::epoch;
+use crate::per_thread::PerThread;
 use crate::{Admission, AttemptOutcome, CircuitOpen, Gate, Outlook};
 
 const MODE_SHIFT: u32 = 62;
@@ -42,6 +43,7 @@ const HALF_OPEN: u64 = 2;
 struct Word(u64);
 
 impl Word {
+    #[inline]
     const fn new(mode: u64, generation: u64, payload: u64) -> Word {
         Word(
             (mode << MODE_SHIFT)
@@ -49,12 +51,15 @@ impl Word {
                 | (payload & PAYLOAD_MASK),
         )
     }
+    #[inline]
     fn mode(self) -> u64 {
         self.0 >> MODE_SHIFT
     }
+    #[inline]
     fn generation(self) -> u64 {
         (self.0 >> GEN_SHIFT) & GEN_MASK
     }
+    #[inline]
     fn payload(self) -> u64 {
         self.0 & PAYLOAD_MASK
     }
@@ -155,7 +160,9 @@ pub struct CircuitBreaker {
     cool_down: Duration,
     probes: u32,
     state: AtomicU64,
-    admitted: AtomicU64,
+    /// Bumped by every admitted attempt: per thread, so that admitting through a closed breaker
+    /// writes no shared cache line.
+    admitted: PerThread<1>,
     probes_admitted: AtomicU64,
     rejected: AtomicU64,
     opened: AtomicU64,
@@ -172,7 +179,7 @@ impl CircuitBreaker {
             cool_down: Duration::from_secs(30),
             probes: 1,
             state: AtomicU64::new(Word::new(CLOSED, 0, 0).0),
-            admitted: AtomicU64::new(0),
+            admitted: PerThread::new(),
             probes_admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             opened: AtomicU64::new(0),
@@ -254,7 +261,7 @@ impl CircuitBreaker {
     /// The counters since creation.
     pub fn stats(&self) -> BreakerStats {
         BreakerStats {
-            admitted: self.admitted.load(Ordering::Relaxed),
+            admitted: self.admitted.sum(0),
             probes: self.probes_admitted.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             opened: self.opened.load(Ordering::Relaxed),
@@ -262,6 +269,7 @@ impl CircuitBreaker {
         }
     }
 
+    #[inline]
     fn load(&self) -> Word {
         Word(self.state.load(Ordering::Acquire))
     }
@@ -283,12 +291,25 @@ impl CircuitBreaker {
         Word::new(OPEN, w.generation() + 1, until_ms)
     }
 
+    /// Admits an attempt: through a closed breaker, one load of the state word and a per-thread
+    /// counter bump, inline; anything else out of line.
+    #[inline]
     fn admit_inner(&self) -> Result<(Kind, u64), CircuitOpen> {
-        let mut w = self.load();
+        let w = self.load();
+        if w.mode() == CLOSED {
+            self.admitted.bump(0);
+            return Ok((Kind::Normal, w.generation()));
+        }
+        self.admit_slow(w)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&self, mut w: Word) -> Result<(Kind, u64), CircuitOpen> {
         loop {
             match w.mode() {
                 CLOSED => {
-                    self.admitted.fetch_add(1, Ordering::Relaxed);
+                    self.admitted.bump(0);
                     return Ok((Kind::Normal, w.generation()));
                 }
                 OPEN => {
@@ -327,13 +348,28 @@ impl CircuitBreaker {
     }
 
     fn probe_admitted(&self, w: Word) -> (Kind, u64) {
-        self.admitted.fetch_add(1, Ordering::Relaxed);
+        self.admitted.bump(0);
         self.probes_admitted.fetch_add(1, Ordering::Relaxed);
         (Kind::Probe, w.generation())
     }
 
-    /// Applies an outcome of an attempt admitted under `generation`.
+    /// Applies an outcome of an attempt admitted under `generation`. The common case, a success
+    /// of an attempt admitted while closed with no failure counted since, changes nothing and is
+    /// one load and one comparison, inline.
+    #[inline]
     fn record(&self, kind: Kind, generation: u64, outcome: AttemptOutcome) {
+        if kind == Kind::Normal
+            && outcome == AttemptOutcome::Success
+            && self.load() == Word::new(CLOSED, generation, 0)
+        {
+            return;
+        }
+        self.record_slow(kind, generation, outcome);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&self, kind: Kind, generation: u64, outcome: AttemptOutcome) {
         let mut w = self.load();
         loop {
             if w.generation() != generation {
@@ -394,6 +430,8 @@ impl CircuitBreaker {
     }
 
     /// Gives back the slot of a probe that ended without an outcome (cancelled).
+    #[cold]
+    #[inline(never)]
     fn release_probe(&self, generation: u64) {
         let mut w = self.load();
         while w.generation() == generation && w.mode() == HALF_OPEN && w.admitted() > w.successes()
@@ -440,15 +478,32 @@ enum Kind {
 #[must_use = "settle the permit with the attempt's outcome"]
 pub struct BreakerPermit<'a> {
     breaker: &'a CircuitBreaker,
-    kind: Kind,
-    generation: u64,
-    settled: bool,
+    /// The generation the attempt was admitted under, and [`PROBE`] for a probe: two words in
+    /// all, so that a permit moves in registers.
+    tag: u64,
 }
+
+/// A permit's probe flag, above the generation's bits.
+const PROBE: u64 = 1 << 63;
 
 impl BreakerPermit<'_> {
     /// Whether this attempt is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.kind == Kind::Probe
+        self.kind() == Kind::Probe
+    }
+
+    #[inline]
+    fn kind(&self) -> Kind {
+        if self.tag & PROBE == 0 {
+            Kind::Normal
+        } else {
+            Kind::Probe
+        }
+    }
+
+    #[inline]
+    fn generation(&self) -> u64 {
+        self.tag & !PROBE
     }
 }
 
@@ -462,9 +517,11 @@ impl fmt::Debug for BreakerPermit<'_> {
 }
 
 impl Drop for BreakerPermit<'_> {
+    /// Runs only for a permit dropped unsettled: [`Gate::settle`] forgets the permit it settles.
+    #[inline]
     fn drop(&mut self) {
-        if !self.settled && self.kind == Kind::Probe {
-            self.breaker.release_probe(self.generation);
+        if self.kind() == Kind::Probe {
+            self.breaker.release_probe(self.generation());
         }
     }
 }
@@ -472,23 +529,26 @@ impl Drop for BreakerPermit<'_> {
 impl<'a> Gate for &'a CircuitBreaker {
     type Permit = BreakerPermit<'a>;
 
+    #[inline]
     fn admit(&self) -> Admission<BreakerPermit<'a>> {
         match self.admit_inner() {
             Ok((kind, generation)) => Admission::Proceed(BreakerPermit {
                 breaker: self,
-                kind,
-                generation,
-                settled: false,
+                tag: match kind {
+                    Kind::Normal => generation,
+                    Kind::Probe => generation | PROBE,
+                },
             }),
             Err(open) => Admission::Reject(open),
         }
     }
 
-    fn settle(&self, mut permit: BreakerPermit<'a>, outcome: AttemptOutcome) {
-        permit.settled = true;
-        permit
-            .breaker
-            .record(permit.kind, permit.generation, outcome);
+    #[inline]
+    fn settle(&self, permit: BreakerPermit<'a>, outcome: AttemptOutcome) {
+        let (breaker, kind, generation) = (permit.breaker, permit.kind(), permit.generation());
+        // Settled: nothing for the drop to give back.
+        std::mem::forget(permit);
+        breaker.record(kind, generation, outcome);
     }
 
     fn outlook(&self) -> Outlook {

@@ -177,7 +177,23 @@ impl<C: CallClock> CallState<C> {
             Err(err) => {
                 let class = classify(&err);
                 let outlook = settle(AttemptOutcome::Failure(class)).outlook();
-                self.after_error(policy, name, class, outlook, err, observer)
+                // The decision is out of line; the observers are called here, so that the
+                // observer tuple is never handed to a function that is not inlined: a tuple whose
+                // address escapes would be written out on every call, success included.
+                let decision = match self.retry_decision(policy, name, class, outlook) {
+                    Ok(event) => observer.on_retry(&err, &event).map(|()| event.delay),
+                    Err(reason) => Err(reason),
+                };
+                match decision {
+                    Ok(delay) => {
+                        self.attempt += 1;
+                        ControlFlow::Continue(delay)
+                    }
+                    Err(reason) => {
+                        observer.on_give_up(&err, reason, self.attempt);
+                        ControlFlow::Break(R::from_result(Err(err)))
+                    }
+                }
             }
         }
     }
@@ -194,48 +210,30 @@ impl<C: CallClock> CallState<C> {
         R::from_result(Err(err))
     }
 
-    /// The failure path, kept out of line so that the success path of `step` stays small.
+    /// After a failed attempt: the retry to announce, or why there is none. Kept out of line, and
+    /// free of the call's generic types, so that the success path of `step` stays small and each
+    /// fn does not get a copy of the delay computation.
     #[cold]
     #[inline(never)]
-    fn after_error<R, O>(
+    fn retry_decision(
         &mut self,
         policy: &RetryPolicy,
         name: &'static str,
         class: Classification,
         outlook: Outlook,
-        err: R::Err,
-        observer: &O,
-    ) -> ControlFlow<R, Duration>
-    where
-        R: IsResult,
-        O: Observer<R::Err>,
-    {
-        let decision = self
-            .next_delay(policy, class, outlook.wait_for)
-            .and_then(|delay| {
-                // The attempt just opened the breaker (or found it open): the next attempt would be
-                // turned away, so return this error now rather than sleep to be rejected.
-                if outlook.shut_for.is_some_and(|shut| shut > delay) {
-                    return Err(GiveUpReason::CircuitOpen);
-                }
-                let event = RetryEvent {
-                    name,
-                    attempt: self.attempt,
-                    delay,
-                    elapsed: self.clock.elapsed(),
-                };
-                observer.on_retry(&err, &event).map(|()| delay)
-            });
-        match decision {
-            Ok(delay) => {
-                self.attempt += 1;
-                ControlFlow::Continue(delay)
-            }
-            Err(reason) => {
-                observer.on_give_up(&err, reason, self.attempt);
-                ControlFlow::Break(R::from_result(Err(err)))
-            }
+    ) -> Result<RetryEvent, GiveUpReason> {
+        let delay = self.next_delay(policy, class, outlook.wait_for)?;
+        // The attempt just opened the breaker (or found it open): the next attempt would be
+        // turned away, so return this error now rather than sleep to be rejected.
+        if outlook.shut_for.is_some_and(|shut| shut > delay) {
+            return Err(GiveUpReason::CircuitOpen);
         }
+        Ok(RetryEvent {
+            name,
+            attempt: self.attempt,
+            delay,
+            elapsed: self.clock.elapsed(),
+        })
     }
 
     /// The delay before the next attempt, or why there must not be one. `gate_wait` is how long a

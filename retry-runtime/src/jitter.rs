@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backoff::secs_to_capped_duration;
+use crate::backoff::{nanos_f64, nanos_to_capped_duration};
 
 /// How a [`Backoff`](crate::Backoff) delay is randomised so that clients that failed together do not
 /// retry together.
@@ -78,6 +78,7 @@ impl Jitter {
     /// `previous` is the delay slept before the previous retry (`initial` before the first one); only
     /// `Decorrelated` uses it. `u` is a uniform sample in `[0, 1)`; values outside are clamped, NaN
     /// counts as 0. The result is always within `[0, max]`.
+    #[inline]
     pub fn apply(
         self,
         base: Duration,
@@ -90,15 +91,15 @@ impl Jitter {
         let base = base.min(max);
         match self {
             Jitter::None => base,
-            Jitter::Full => secs_to_capped_duration(base.as_secs_f64() * u, max),
+            Jitter::Full => nanos_to_capped_duration(nanos_f64(base) * u, max),
             Jitter::Equal => {
-                let half = base.as_secs_f64() / 2.0;
-                secs_to_capped_duration(half + half * u, max)
+                let half = nanos_f64(base) / 2.0;
+                nanos_to_capped_duration(half + half * u, max)
             }
             Jitter::Decorrelated => {
-                let low = initial.as_secs_f64();
-                let high = (previous.as_secs_f64() * 3.0).max(low);
-                secs_to_capped_duration(low + (high - low) * u, max)
+                let low = nanos_f64(initial);
+                let high = (nanos_f64(previous) * 3.0).max(low);
+                nanos_to_capped_duration(low + (high - low) * u, max)
             }
         }
     }

@@ -238,6 +238,7 @@ mod jitter;
 pub mod metrics_observer;
 mod observe;
 mod optional;
+mod per_thread;
 mod policy;
 pub mod retry;
 pub mod retry_after;

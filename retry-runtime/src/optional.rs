@@ -82,6 +82,26 @@ macro_rules! __retry_trace {
     };
 }
 
+/// An attempt's future inside the call's tracing span with the `tracing` feature; the future
+/// itself otherwise, so that a fn pays nothing, not even type checking, for a feature that is off.
+#[doc(hidden)]
+#[cfg(feature = "tracing")]
+#[macro_export]
+macro_rules! __retry_instrument {
+    ($trace:ident, $attempt:ident) => {
+        $trace.instrument($attempt)
+    };
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "tracing"))]
+#[macro_export]
+macro_rules! __retry_instrument {
+    ($trace:ident, $attempt:ident) => {
+        $attempt
+    };
+}
+
 /// Counters and histograms through the `metrics` facade with the `metrics` feature; [`Off`]
 /// otherwise.
 #[doc(hidden)]
@@ -100,5 +120,64 @@ macro_rules! __retry_metrics {
 macro_rules! __retry_metrics {
     ($name:expr) => {
         $crate::__private::Off
+    };
+}
+
+/// The observers of a call with `$obs` added last (`($inner, &$obs)`) when the `stats` feature is
+/// on; `$inner` alone when it is off, so that a feature that is off adds nothing for the type
+/// checker to prove about the call's observers.
+#[doc(hidden)]
+#[cfg(feature = "stats")]
+#[macro_export]
+macro_rules! __retry_with_stats {
+    ($obs:ident, $inner:expr) => {
+        ($inner, &$obs)
+    };
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "stats"))]
+#[macro_export]
+macro_rules! __retry_with_stats {
+    ($obs:ident, $inner:expr) => {
+        $inner
+    };
+}
+
+/// As [`__retry_with_stats!`] for the `metrics` feature.
+#[doc(hidden)]
+#[cfg(feature = "metrics")]
+#[macro_export]
+macro_rules! __retry_with_metrics {
+    ($obs:ident, $inner:expr) => {
+        ($inner, &$obs)
+    };
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "metrics"))]
+#[macro_export]
+macro_rules! __retry_with_metrics {
+    ($obs:ident, $inner:expr) => {
+        $inner
+    };
+}
+
+/// As [`__retry_with_stats!`] for the `tracing` feature.
+#[doc(hidden)]
+#[cfg(feature = "tracing")]
+#[macro_export]
+macro_rules! __retry_with_trace {
+    ($obs:ident, $inner:expr) => {
+        ($inner, &$obs)
+    };
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "tracing"))]
+#[macro_export]
+macro_rules! __retry_with_trace {
+    ($obs:ident, $inner:expr) => {
+        $inner
     };
 }

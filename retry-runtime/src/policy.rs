@@ -127,6 +127,7 @@ impl RetryPolicy {
     /// assert_eq!(p.delay(3, s(2), 0.7), s(4));
     /// # Ok::<(), retry_runtime::PolicyError>(())
     /// ```
+    #[inline]
     pub fn delay(&self, n: u32, previous: Duration, u: f64) -> Duration {
         let base =
             self.backoff

@@ -48,7 +48,7 @@ const MAX_SPREAD: Duration = Duration::from_secs(1);
 pub(crate) fn spread(hint: Duration, u: f64) -> Duration {
     let window = (hint / 10).min(MAX_SPREAD);
     let u = if u.is_nan() { 0.0 } else { u.clamp(0.0, 1.0) };
-    window.mul_f64(u)
+    crate::backoff::nanos_to_capped_duration(crate::backoff::nanos_f64(window) * u, window)
 }
 
 /// A `Retry-After` value, delta-seconds or HTTP-date, relative to the system clock.

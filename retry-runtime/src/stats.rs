@@ -41,34 +41,33 @@
 //! # Exactness and cost
 //!
 //! Counts are exact under any number of concurrent callers: every figure is an atomic counter and
-//! nothing is sampled. A call is counted in an outcome when it returns; until then it is
-//! [unfinished](FnStatsSnapshot::unfinished) if it has suspended (awaited something not ready),
-//! which is how calls cancelled mid-way (a timeout, a `select!`, a dropped task) show up: a call
-//! that completes within one poll cannot be cancelled mid-way, so it never needs that counter. A
-//! snapshot taken while calls run reads each counter at a slightly different moment, so its
-//! figures can be off from each other by the calls that returned meanwhile; each is exact once
-//! they return.
+//! nothing is sampled. A call is counted in an outcome when it returns. A call that retries is
+//! [unfinished](FnStatsSnapshot::unfinished) from its first retry until it returns, and a call
+//! dropped before it returns (a timeout, a `select!`, an aborted task, a panicking attempt) stays
+//! unfinished, which is how cancelled calls show up; one dropped before its first retry is
+//! counted when it is dropped. A snapshot taken while calls run therefore leaves out calls still
+//! in their first attempt, and reads each counter at a slightly different moment, so its figures
+//! can be off from each other by the calls that returned meanwhile; each is exact once they
+//! return.
 //!
-//! A call that succeeds on its first attempt without suspending, the case a benchmark measures,
-//! costs one plain load and store on a counter that only the current thread writes (no locked
-//! instruction, no shared cache line). A call that suspends adds two more such bumps (when it
-//! first suspends and when it returns), next to a wait that costs far more; retries and give-ups
-//! add a few relaxed atomic operations. Nothing allocates per call: a fn is added to the
+//! A call that succeeds on its first attempt, the case a benchmark measures, costs one plain load
+//! and store on a counter that only the current thread writes (no locked instruction, no shared
+//! cache line), and one store into the call's own state. A call that retries adds two more such
+//! bumps (at its first retry and when it returns) and a few relaxed atomic operations per retry,
+//! next to a sleep that costs far more. Nothing allocates per call: a fn is added to the
 //! registry, once, the first time it records a call, so fns never called are not listed.
 
-mod slot;
 mod snapshot;
 
 #[cfg(feature = "serde")]
 mod serialize;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::per_thread::PerThread;
 use crate::{GiveUpReason, Observer, RetryEvent};
 
 pub use snapshot::{FnStatsSnapshot, GiveUpCounts, RetryHistogram, Snapshot};
@@ -106,9 +105,8 @@ pub(crate) const fn reason_index(reason: GiveUpReason) -> usize {
 /// ```
 pub struct FnStats {
     name: &'static str,
-    /// Successes on the first attempt and the suspended-call counts, one slot per thread.
-    slots: [slot::Slot; slot::SLOTS],
-    overflow: slot::Slot,
+    /// [`FIRST_TRY`], [`UNFINISHED_CALLS`] and [`UNFINISHED_RETURNED`], per thread.
+    per_thread: PerThread<3>,
     /// Everything else is recorded next to a retry or a give-up, where a shared atomic costs
     /// nothing noticeable.
     succeeded_after_retry: AtomicU64,
@@ -133,8 +131,7 @@ impl FnStats {
     pub const fn new(name: &'static str) -> Self {
         FnStats {
             name,
-            slots: [const { slot::Slot::new() }; slot::SLOTS],
-            overflow: slot::Slot::new(),
+            per_thread: PerThread::new(),
             succeeded_after_retry: AtomicU64::new(0),
             gave_up: [const { AtomicU64::new(0) }; REASONS.len()],
             attempts: AtomicU64::new(0),
@@ -154,7 +151,7 @@ impl FnStats {
     }
 
     /// Starts recording one call: the returned [`CallRecorder`] is the call's [`Observer`].
-    /// Records nothing yet: a call is counted when it suspends or returns.
+    /// Records nothing yet: a call is counted when it first retries, returns, or is dropped.
     #[inline(always)]
     pub fn start(&'static self) -> CallRecorder {
         CallRecorder {
@@ -166,14 +163,14 @@ impl FnStats {
     /// This fn's figures so far.
     pub fn snapshot(&self) -> FnStatsSnapshot {
         let load = |a: &AtomicU64| a.load(Relaxed);
-        let first = slot::sum(&self.slots, &self.overflow, |s| &s.first_try);
+        let first = self.per_thread.sum(FIRST_TRY);
         let succeeded_after_retry = load(&self.succeeded_after_retry);
         let gave_up = GiveUpCounts::from_array(self.gave_up.each_ref().map(load));
-        // Returned before suspended: every call counted as returned is then counted as
-        // suspended too, so the difference never goes below zero.
-        let returned = slot::sum(&self.slots, &self.overflow, |s| &s.suspended_returned);
-        let suspended = slot::sum(&self.slots, &self.overflow, |s| &s.suspended);
-        let unfinished = suspended.saturating_sub(returned);
+        // Returned before unfinished: every call counted as returned is then counted as
+        // unfinished too, so the difference never goes below zero.
+        let returned = self.per_thread.sum(UNFINISHED_RETURNED);
+        let unfinished = self.per_thread.sum(UNFINISHED_CALLS);
+        let unfinished = unfinished.saturating_sub(returned);
         let mut histogram = self.histogram.each_ref().map(load);
         histogram[0] = histogram[0].wrapping_add(first);
         FnStatsSnapshot {
@@ -197,7 +194,7 @@ impl FnStats {
     /// A success on the first attempt: the only thing most calls record.
     #[inline(always)]
     fn record_first_try(&'static self) {
-        if slot::bump(&self.slots, &self.overflow, |s| &s.first_try) == 0 {
+        if self.per_thread.bump(FIRST_TRY) == 0 {
             // This thread slot's first call of this fn; registering is idempotent.
             self.register();
         }
@@ -208,7 +205,7 @@ impl FnStats {
     #[inline(never)]
     fn record_end(&'static self, outcome: Option<GiveUpReason>, attempts: u32, state: u32) {
         self.register();
-        let seen = state & !SUSPENDED;
+        let seen = state & !UNFINISHED;
         match outcome {
             None if attempts <= 1 => self.record_first_try(),
             _ => {
@@ -229,8 +226,8 @@ impl FnStats {
                 self.max_retries.fetch_max(u64::from(retries), Relaxed);
             }
         }
-        if state & SUSPENDED != 0 {
-            slot::bump(&self.slots, &self.overflow, |s| &s.suspended_returned);
+        if state & UNFINISHED != 0 {
+            self.per_thread.bump(UNFINISHED_RETURNED);
         }
     }
 
@@ -248,11 +245,13 @@ impl FnStats {
             .fetch_update(Relaxed, Relaxed, |s| Some(s.saturating_add(nanos)));
     }
 
+    /// A call that will be unfinished until it returns: it is about to sleep before its first
+    /// retry, or it was dropped (or panicked) before it returned without having retried.
     #[cold]
     #[inline(never)]
-    fn record_suspended(&'static self) {
+    fn record_unfinished(&'static self) {
         self.register();
-        slot::bump(&self.slots, &self.overflow, |s| &s.suspended);
+        self.per_thread.bump(UNFINISHED_CALLS);
     }
 
     #[cold]
@@ -295,84 +294,82 @@ pub fn snapshot() -> Snapshot {
 /// Place it after any observer that can veto a retry (a retry budget): it counts a retry when it
 /// sees one, and a veto by an observer after it would leave that retry counted.
 ///
-/// The expansion awaits each attempt (and any wait before one) through
-/// [`watch`](Self::watch), which notices when the call first suspends: from then on, the call
-/// is [unfinished](FnStatsSnapshot::unfinished) until it returns, so a call dropped mid-way stays
-/// visible. The backoff sleep is watched too: a retry marks the call as suspended, but a retry
-/// decided on an `Ok` (`retry_if_ok`) is not shown to observers.
+/// A call is [unfinished](FnStatsSnapshot::unfinished) from its first retry (the sleep before it
+/// is where a call spends its time and where it is most often dropped) until it returns. A call
+/// dropped before it returns is caught by the recorder's `Drop`: one that had not retried yet
+/// (cancelled, or panicking, during its first attempt or a wait before it) is counted as
+/// unfinished then. So every call is counted exactly once, and a call still running its first
+/// attempt shows up in a snapshot only once it returns or is dropped: watching each attempt for
+/// the moment it suspends would cost the common case (a first try that succeeds) a branch and a
+/// store, for the sake of calls that are in flight at the instant of a snapshot.
 #[derive(Debug)]
 pub struct CallRecorder {
     stats: &'static FnStats,
-    /// Retries so far, and [`SUSPENDED`] once the call has suspended. An atomic only so that the
-    /// recorder is `Sync` (a future holding `&CallRecorder` across an await stays `Send`): only
-    /// the call's own task touches it, with plain loads and stores.
+    /// Retries so far, [`UNFINISHED`] once the call has been counted as unfinished, [`ENDED`]
+    /// once it has returned. An atomic only so that the recorder is `Sync` (a future holding
+    /// `&CallRecorder` across an await stays `Send`): only the call's own task touches it, with
+    /// plain loads and stores.
     state: AtomicU32,
 }
 
-const SUSPENDED: u32 = 1 << 31;
+/// [`FnStats::per_thread`]'s counters: successes at the first attempt, calls counted as
+/// unfinished, and those of them that returned.
+const FIRST_TRY: usize = 0;
+const UNFINISHED_CALLS: usize = 1;
+const UNFINISHED_RETURNED: usize = 2;
+
+const UNFINISHED: u32 = 1 << 31;
+const ENDED: u32 = u32::MAX;
 
 impl CallRecorder {
-    /// Awaits `fut` as part of this call, noting if it suspends the call.
+    /// `fut` itself: statistics do not need to see an attempt suspend (see the type's docs), so
+    /// the expansion no longer wraps attempts; kept for code that drives a recorder by hand.
     #[inline(always)]
-    pub fn watch<F: Future>(&self, fut: F) -> Watch<'_, F> {
-        Watch {
-            recorder: self,
-            fut,
-        }
+    pub fn watch<F: Future>(&self, fut: F) -> F {
+        fut
     }
 
     #[inline(always)]
-    fn mark_suspended(&self) {
+    fn mark_unfinished(&self) {
         let state = self.state.load(Relaxed);
-        if state & SUSPENDED == 0 {
-            self.state.store(state | SUSPENDED, Relaxed);
-            self.stats.record_suspended();
+        if state & UNFINISHED == 0 {
+            self.state.store(state | UNFINISHED, Relaxed);
+            self.stats.record_unfinished();
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A future awaited as part of a recorded call: see [`CallRecorder::watch`].
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Watch<'a, F> {
-        recorder: &'a CallRecorder,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F: Future> Future for Watch<'_, F> {
-    type Output = F::Output;
-
+impl Drop for CallRecorder {
     #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let poll = this.fut.poll(cx);
-        if poll.is_pending() {
-            this.recorder.mark_suspended();
+    fn drop(&mut self) {
+        let state = *self.state.get_mut();
+        if state != ENDED && state & UNFINISHED == 0 {
+            // Dropped before it returned or retried (cancelled, or unwinding from a panicking
+            // attempt): unfinished for good. A call that retried was counted then.
+            self.stats.record_unfinished();
         }
-        poll
     }
 }
 
 impl<E> Observer<E> for CallRecorder {
     #[inline(always)]
     fn on_success(&self, attempts: u32) {
-        let state = self.state.load(Relaxed);
-        if attempts <= 1 && state == 0 {
+        // A call that retried has more than one attempt: the first try needs no look at `state`.
+        if attempts <= 1 {
             self.stats.record_first_try();
         } else {
-            self.stats.record_end(None, attempts, state);
+            self.stats
+                .record_end(None, attempts, self.state.load(Relaxed));
         }
+        self.state.store(ENDED, Relaxed);
     }
 
     #[inline(always)]
     fn on_retry(&self, _err: &E, event: &RetryEvent) -> Result<(), GiveUpReason> {
-        // The sleep that follows suspends the call (and may be where it is dropped).
-        self.mark_suspended();
+        // The sleep that follows is where the call spends its time (and may be dropped).
+        self.mark_unfinished();
         let state = self.state.load(Relaxed);
-        if state & !SUSPENDED != !SUSPENDED {
+        if state & !UNFINISHED != !UNFINISHED {
             self.state.store(state + 1, Relaxed);
         }
         self.stats.record_retry(event.delay);
@@ -383,6 +380,7 @@ impl<E> Observer<E> for CallRecorder {
     fn on_give_up(&self, _err: &E, reason: GiveUpReason, attempts: u32) {
         let state = self.state.load(Relaxed);
         self.stats.record_end(Some(reason), attempts, state);
+        self.state.store(ENDED, Relaxed);
     }
 }
 
@@ -391,6 +389,7 @@ mod tests {
     use super::*;
     use crate::{CallState, Classification, RetryPolicy};
     use std::ops::ControlFlow;
+    use std::task::{Context, Poll};
 
     /// Runs one call whose attempts return `results` in order (the last one repeats), with the
     /// classification each error string implies, as the expansion drives `step`.
@@ -451,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn a_call_dropped_after_it_suspended_stays_unfinished() {
+    fn a_call_dropped_before_it_returned_stays_unfinished() {
         static S: FnStats = FnStats::new("stats::unit::unfinished");
         {
             // Dropped while its first attempt waits.
@@ -464,18 +463,52 @@ mod tests {
             let event = RetryEvent::new(S.name(), 1, Duration::from_millis(250), None);
             Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
         }
-        // Dropped before it ever suspended: it cannot have been cancelled mid-way, and is not
-        // counted (the attribute's fn never gets here without being polled to the end).
-        let _ = S.start();
+        {
+            // Dropped during the second sleep: still one call.
+            let recorder = S.start();
+            let event = RetryEvent::new(S.name(), 1, Duration::from_millis(100), None);
+            Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
+            Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
+        }
         let f = S.snapshot();
-        assert_eq!((f.calls, f.unfinished), (2, 2));
-        assert_eq!((f.attempts, f.retries), (1, 1));
-        assert_eq!(f.slept, Duration::from_millis(250));
+        assert_eq!((f.calls, f.unfinished), (3, 3));
+        assert_eq!((f.attempts, f.retries), (3, 3));
+        assert_eq!(f.slept, Duration::from_millis(450));
         assert_eq!(f.retry_histogram.counts.iter().sum::<u64>(), 0);
     }
 
     #[test]
-    fn a_call_that_suspended_and_returned_is_not_unfinished() {
+    fn a_panicking_attempt_leaves_its_call_unfinished() {
+        static S: FnStats = FnStats::new("stats::unit::panicked");
+        let panicked = std::panic::catch_unwind(|| {
+            let _recorder = S.start();
+            panic!("the attempt panics");
+        });
+        assert!(panicked.is_err());
+        let f = S.snapshot();
+        assert_eq!((f.calls, f.unfinished, f.attempts), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_retrying_call_is_unfinished_until_it_returns() {
+        static S: FnStats = FnStats::new("stats::unit::retrying");
+        let recorder = S.start();
+        let event = RetryEvent::new(S.name(), 1, Duration::from_millis(10), None);
+        Observer::<()>::on_retry(&recorder, &(), &event).unwrap();
+        assert_eq!(
+            (S.snapshot().calls, S.snapshot().unfinished),
+            (1, 1),
+            "sleeping before its retry: counted as unfinished"
+        );
+        Observer::<()>::on_success(&recorder, 2);
+        drop(recorder);
+        let f = S.snapshot();
+        assert_eq!((f.calls, f.unfinished, f.succeeded_after_retry), (1, 0, 1));
+        assert_eq!((f.attempts, f.retry_histogram.counts[1]), (2, 1));
+    }
+
+    #[test]
+    fn a_call_that_suspended_in_its_first_attempt_and_returned_is_a_first_try() {
         static S: FnStats = FnStats::new("stats::unit::suspended_then_returned");
         let recorder = S.start();
         let mut ready_on_second_poll = false;
@@ -490,9 +523,14 @@ mod tests {
         let mut attempt = std::pin::pin!(recorder.watch(attempt));
         let cx = &mut Context::from_waker(std::task::Waker::noop());
         assert!(attempt.as_mut().poll(cx).is_pending());
-        assert_eq!(S.snapshot().unfinished, 1, "running: counted as unfinished");
+        assert_eq!(
+            S.snapshot().calls,
+            0,
+            "in its first attempt: not counted yet"
+        );
         assert!(attempt.as_mut().poll(cx).is_ready());
         Observer::<()>::on_success(&recorder, 1);
+        drop(recorder);
         let f = S.snapshot();
         assert_eq!(
             (f.calls, f.unfinished, f.succeeded_first_attempt),

@@ -23,12 +23,11 @@ pub struct FnStatsSnapshot {
     pub succeeded_after_retry: u64,
     /// Calls that returned their last error, by reason.
     pub gave_up: GiveUpCounts,
-    /// Calls that suspended (awaited something not ready) and have not returned: running at the
-    /// time of the snapshot, or dropped before they returned because the caller stopped polling
-    /// (a timeout, a `select!`, an aborted task) or an attempt panicked. Once no call is
-    /// running, these are the cancelled calls. A call that completes within its first poll
-    /// cannot be dropped mid-way and is never counted here; one that panics before it first
-    /// suspends is not counted at all.
+    /// Calls that have not returned: running and past their first retry at the time of the
+    /// snapshot, or dropped before they returned because the caller stopped polling (a timeout,
+    /// a `select!`, an aborted task) or an attempt panicked. Once no call is running, these are
+    /// the cancelled calls. A call still in its first attempt is counted only once it returns
+    /// (in another field) or is dropped (here).
     pub unfinished: u64,
     /// Attempts that ran to completion, over all calls.
     pub attempts: u64,
