@@ -1,5 +1,7 @@
 //! Support code shared by this workspace's integration tests, examples and benches. Not published.
 
+pub mod alloc_count;
+pub mod attempt_log;
 pub mod drive;
 pub mod fake_provider;
 

@@ -188,30 +188,7 @@ impl Retryable for ApiError {
 }
 
 /// Attempt start times, relative to the first.
-struct Attempts {
-    start: Instant,
-    at: Mutex<Vec<Duration>>,
-}
-
-impl Attempts {
-    fn new() -> Self {
-        Attempts {
-            start: Instant::now(),
-            at: Mutex::new(Vec::new()),
-        }
-    }
-    fn record(&self) -> usize {
-        let mut at = self.at.lock().unwrap();
-        at.push(self.start.elapsed());
-        at.len()
-    }
-    fn count(&self) -> usize {
-        self.at.lock().unwrap().len()
-    }
-    fn times(&self) -> Vec<Duration> {
-        self.at.lock().unwrap().clone()
-    }
-}
+type Attempts = retry_workspace::attempt_log::AttemptLog;
 
 fn headers(retry_after: &'static str) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -250,7 +227,7 @@ async fn a_429_insufficient_quota_is_returned_at_once() {
     assert_eq!(err.code, "insufficient_quota");
     assert!(!err.is_rate_limited());
     assert_eq!(a.count(), 1);
-    assert_eq!(a.start.elapsed(), Duration::ZERO);
+    assert_eq!(a.start().elapsed(), Duration::ZERO);
 }
 
 #[retry_on_failure(max_attempts = 3, initial_delay = 0.1, jitter = "none", max_time = 10)]
@@ -272,7 +249,7 @@ async fn a_hint_past_max_time_returns_the_error_without_sleeping() {
         "a 503 with Retry-After is load shedding"
     );
     assert_eq!(a.count(), 1);
-    assert_eq!(a.start.elapsed(), Duration::ZERO);
+    assert_eq!(a.start().elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]
@@ -281,7 +258,7 @@ async fn a_hint_above_the_default_cap_returns_the_error_without_sleeping() {
     // 121 s is within no deadline here but above the default max_retry_after of 120 s.
     far_hint(&a, "121").await.unwrap_err();
     assert_eq!(a.count(), 1);
-    assert_eq!(a.start.elapsed(), Duration::ZERO);
+    assert_eq!(a.start().elapsed(), Duration::ZERO);
 }
 
 #[retry_on_failure(max_attempts = 3, initial_delay = 0.1, jitter = "none")]

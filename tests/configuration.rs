@@ -2,7 +2,6 @@
 //! prefix, so that tests running in parallel never see each other's variables), the closure API
 //! on tokio's paused clock, its blocking variant, attempt timeouts, and the no-sleep test switch.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::{Future, IntoFuture};
 use std::pin::pin;
@@ -14,6 +13,8 @@ use retry_runtime::{
     retry_on_failure, testing, AttemptTimedOut, Backoff, Classification, EnvPolicy, EnvWarning,
     GiveUpReason, Jitter, Observer, PolicyError, RetryEvent, RetryPolicy, Retryable,
 };
+use retry_workspace::alloc_count::{allocations_during, PerThreadCounting};
+use retry_workspace::attempt_log::AttemptLog;
 use tokio::time::Instant;
 
 const fn ms(n: u64) -> Duration {
@@ -32,35 +33,7 @@ fn exact(max_attempts: u32) -> RetryPolicy {
 }
 
 /// When each attempt started, relative to the log's creation.
-struct Log {
-    start: Instant,
-    at: Mutex<Vec<Duration>>,
-}
-
-impl Log {
-    fn new() -> Self {
-        Log {
-            start: Instant::now(),
-            at: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Records an attempt and returns its number (1-based).
-    fn record(&self) -> usize {
-        let mut at = self.at.lock().unwrap();
-        at.push(self.start.elapsed());
-        at.len()
-    }
-
-    fn attempts(&self) -> usize {
-        self.at.lock().unwrap().len()
-    }
-
-    fn gaps(&self) -> Vec<Duration> {
-        let at = self.at.lock().unwrap();
-        at.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-}
+type Log = AttemptLog;
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 enum ProviderError {
@@ -203,7 +176,7 @@ async fn closure_returns_the_last_error_when_attempts_run_out() {
         .await;
     assert_eq!(result, Err(ProviderError::Unavailable));
     assert_eq!(log.gaps(), [ms(100), ms(200)]);
-    assert_eq!(log.start.elapsed(), ms(300));
+    assert_eq!(log.start().elapsed(), ms(300));
 }
 
 #[tokio::test(start_paused = true)]
@@ -219,7 +192,7 @@ async fn when_stops_at_the_first_error_it_rejects() {
         .when(|e: &ProviderError| *e == ProviderError::Unavailable)
         .await;
     assert_eq!(result, Err(ProviderError::BadKey));
-    assert_eq!(log.attempts(), 2);
+    assert_eq!(log.count(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,7 +211,7 @@ async fn classified_uses_retryable_and_honours_retry_after() {
         .classified()
         .await;
     assert_eq!(result, Err(ProviderError::BadKey));
-    assert_eq!(log.attempts(), 3);
+    assert_eq!(log.count(), 3);
     let gaps = log.gaps();
     // The server's 3 s, plus a small spread so that clients told the same do not return together.
     assert!(gaps[0] >= ms(3000) && gaps[0] <= ms(3600), "{gaps:?}");
@@ -381,30 +354,8 @@ async fn closure_future_is_send() {
 // ---------------------------------------------------------------------------------------------
 // No allocation when the first attempt succeeds
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_during<T>(f: impl FnOnce() -> T) -> (T, u64) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let out = f();
-    (out, ALLOCATIONS.with(Cell::get) - before)
-}
+static GLOBAL: PerThreadCounting = PerThreadCounting;
 
 #[test]
 fn first_try_success_does_not_allocate() {
@@ -523,7 +474,7 @@ async fn always_down(log: &Log) -> Result<(), ProviderError> {
 async fn attribute_run() -> (usize, Duration) {
     let log = Log::new();
     let _ = always_down(&log).await;
-    (log.attempts(), log.start.elapsed())
+    (log.count(), log.start().elapsed())
 }
 
 #[tokio::test(start_paused = true)]

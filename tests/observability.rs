@@ -13,8 +13,6 @@ mod recorder;
 #[path = "observability/subscriber.rs"]
 mod subscriber;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
@@ -26,26 +24,11 @@ use retry_runtime::{
     AttemptContext, Classification, GiveUpEvent, GiveUpReason, IdempotencyKey, Jitter, Observer,
     RetryEvent, RetryPolicy,
 };
+use retry_workspace::alloc_count::{allocations, PerThreadCounting};
 use tokio::time::Instant;
 
 /// Counts the allocations of the current thread, so that tests running in parallel do not see
 /// each other's.
-struct PerThreadCounting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for PerThreadCounting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: PerThreadCounting = PerThreadCounting;
 
@@ -450,11 +433,11 @@ fn first_attempt_successes_are_exact_from_many_threads_and_never_allocate() {
                 // The thread's first call registers the fn and seeds the thread's random
                 // generator; after that, no call allocates.
                 assert_eq!(poll_once(immediate(&STATS, 1)), Poll::Ready(Ok(2)));
-                let before = ALLOCATIONS.get();
+                let before = allocations();
                 for i in 1..CALLS as u32 {
                     assert_eq!(poll_once(immediate(&STATS, i)), Poll::Ready(Ok(i + 1)));
                 }
-                ALLOCATIONS.get() - before
+                allocations() - before
             })
         })
         .collect();

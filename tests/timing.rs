@@ -1,43 +1,13 @@
 //! The delays the attribute sleeps, measured on tokio's paused clock: exact for the schedules
 //! without jitter, bounded for the jittered ones, and `max_time` never crossed.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use retry_runtime::retry_on_failure;
-use tokio::time::Instant;
+use retry_workspace::attempt_log::AttemptLog;
 
 /// Records when each attempt started, relative to the recorder's creation.
-struct Recorder {
-    start: Instant,
-    at: Mutex<Vec<Duration>>,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        Recorder {
-            start: Instant::now(),
-            at: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Records an attempt; fails until the `succeed_on`-th.
-    fn attempt(&self, succeed_on: usize) -> Result<usize, usize> {
-        let mut at = self.at.lock().unwrap();
-        at.push(self.start.elapsed());
-        if at.len() >= succeed_on {
-            Ok(at.len())
-        } else {
-            Err(at.len())
-        }
-    }
-
-    /// The sleeps between consecutive attempts.
-    fn gaps(&self) -> Vec<Duration> {
-        let at = self.at.lock().unwrap();
-        at.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-}
+type Recorder = AttemptLog;
 
 fn ms(v: &[u64]) -> Vec<Duration> {
     v.iter().copied().map(Duration::from_millis).collect()
@@ -205,12 +175,12 @@ async fn max_time_never_starts_a_sleep_past_the_deadline() {
     let r = Recorder::new();
     // Attempt 1 at 0 s, sleep 1 s, attempt 2 at 1 s; a 2 s sleep would end at 3 s > 2.5 s.
     assert_eq!(with_deadline(&r).await, Err(2));
-    assert_eq!(r.start.elapsed(), Duration::from_secs(1));
+    assert_eq!(r.start().elapsed(), Duration::from_secs(1));
 
     // A sleep ending exactly at the deadline is allowed.
     let r = Recorder::new();
     assert_eq!(deadline_exactly_reachable(&r).await, Err(3));
-    assert_eq!(r.start.elapsed(), Duration::from_secs(3));
+    assert_eq!(r.start().elapsed(), Duration::from_secs(3));
 }
 
 struct Slow;
@@ -230,7 +200,7 @@ async fn max_time_counts_attempt_durations() {
     // t=2 fail, sleep 1 → t=3, attempt → t=5 fail, sleep 2 → t=7, attempt → t=9 fail;
     // a 4 s sleep would end at 13 s > 10 s.
     assert_eq!(Slow.call(&r).await, Err(3));
-    assert_eq!(r.start.elapsed(), Duration::from_secs(9));
+    assert_eq!(r.start().elapsed(), Duration::from_secs(9));
 }
 
 #[retry_on_failure(
@@ -251,7 +221,10 @@ async fn ten_thousand_attempts_with_factor_ten_saturate_at_max_delay() {
     let gaps = r.gaps();
     assert_eq!(&gaps[..4], &ms(&[1, 10, 100, 1000])[..]);
     assert!(gaps[4..].iter().all(|g| *g == Duration::from_secs(1)));
-    assert_eq!(r.start.elapsed(), Duration::from_millis(111 + 9996 * 1000));
+    assert_eq!(
+        r.start().elapsed(),
+        Duration::from_millis(111 + 9996 * 1000)
+    );
 }
 
 #[retry_on_failure(max_attempts = 1)]
@@ -263,7 +236,7 @@ async fn single_attempt(r: &Recorder) -> Result<usize, usize> {
 async fn one_attempt_means_no_retry_and_no_sleep() {
     let r = Recorder::new();
     assert_eq!(single_attempt(&r).await, Err(1));
-    assert_eq!(r.start.elapsed(), Duration::ZERO);
+    assert_eq!(r.start().elapsed(), Duration::ZERO);
 }
 
 #[retry_on_failure(initial_delay = 0, max_delay = 0)]
@@ -275,5 +248,5 @@ async fn zero_delays(r: &Recorder) -> Result<usize, usize> {
 async fn zero_delays_retry_immediately() {
     let r = Recorder::new();
     assert_eq!(zero_delays(&r).await, Ok(3));
-    assert_eq!(r.start.elapsed(), Duration::ZERO);
+    assert_eq!(r.start().elapsed(), Duration::ZERO);
 }
