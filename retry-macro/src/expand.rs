@@ -92,8 +92,6 @@ impl Flavor {
 struct Locals {
     call: Ident,
     result: Ident,
-    done: Ident,
-    delay: Ident,
     err: Ident,
     policy: Ident,
     out: Ident,
@@ -109,8 +107,6 @@ impl Locals {
             // the return type (rustc reports mixed-site idents at the attribute). The user's body
             // cannot see it: the body runs before this `let` in every iteration.
             result: Ident::new("__retry_result", ret.span()),
-            done: local("__retry_done"),
-            delay: local("__retry_delay"),
             // Call-site hygiene so that uses of it can be located at user tokens (see
             // `classify`); it names a closure parameter the user's body never sees.
             err: Ident::new("__retry_err", Span::call_site()),
@@ -153,8 +149,6 @@ fn retry_loop(
     let Locals {
         call,
         result,
-        done,
-        delay,
         err,
         policy,
         out,
@@ -182,8 +176,11 @@ fn retry_loop(
         Some(pred) => quote!(#pred),
         None => quote!(#rt::__private::never),
     };
-    // A call dropped during this sleep is counted by the statistics recorder's `Drop`.
-    let sleep = flavor.sleep(delay);
+    // A call dropped during the sleep is counted by the statistics recorder's `Drop`.
+    let next = match flavor {
+        Flavor::Async(_) => quote!(#rt::__retry_next!(async #flow)),
+        Flavor::Blocking => quote!(#rt::__retry_next!(blocking #flow)),
+    };
     let observer_decl = &observers.decl;
     let observer = &observers.tuple;
     // Errors about the return type (not a `Result`) point at the return type.
@@ -198,11 +195,33 @@ fn retry_loop(
             &#observer,
         )
     };
-    let finish = match &config.fallback {
-        Some(fallback) => quote!(#rt::__private::recover(#out, #fallback)),
-        None => quote!(#out),
-    };
     let loop_token = quote_spanned!(Span::call_site()=> loop);
+    // A blocking attempt is a closure called at once.
+    let allow = match flavor {
+        Flavor::Async(_) => TokenStream::new(),
+        Flavor::Blocking => quote!(#[allow(clippy::redundant_closure_call)]),
+    };
+    // The loop is the block's value: the fn's return type (or async_trait's `__ret`) anchors it;
+    // with a fallback, a typed `let` does.
+    let retry_loop = quote! {
+        #loop_token {
+            #admit
+            #context_bind
+            #allow
+            let #result: #anchor = #attempt;
+            // A `let`, not a `match` on the call: the temporaries of a match scrutinee (the
+            // observer tuple) would live across the sleep's await and grow the future.
+            let #flow = #step;
+            #next
+        }
+    };
+    let finish = match &config.fallback {
+        Some(fallback) => quote! {
+            let #out: #anchor = #retry_loop;
+            #rt::__private::recover(#out, #fallback)
+        },
+        None => retry_loop,
+    };
     quote! {
         {
             #policy_decl
@@ -210,19 +229,6 @@ fn retry_loop(
             #gate_decl
             #observer_decl
             #context_decl
-            #[allow(clippy::never_loop, clippy::redundant_closure_call)]
-            let #out: #anchor = #loop_token {
-                #admit
-                #context_bind
-                let #result: #anchor = #attempt;
-                // A `let`, not a `match` on the call: the temporaries of a match scrutinee (the
-                // observer tuple) would live across the sleep's await and grow the future.
-                let #flow = #step;
-                match #flow {
-                    ::core::ops::ControlFlow::Break(#done) => break #done,
-                    ::core::ops::ControlFlow::Continue(#delay) => #sleep,
-                }
-            };
             #finish
         }
     }
@@ -302,40 +308,31 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
         });
         refs.push(hook);
     }
-    match config.stats {
-        Some(true) => {
-            decl.extend(quote! {
-                static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
-                let #stats = __RETRY_STATS.start();
-            });
-            refs.push(stats.clone());
-        }
-        Some(false) => {}
-        None => decl.extend(quote! {
-            #[allow(unused_variables)]
-            let #stats = #rt::__retry_stats!(#name);
-        }),
+    if config.stats == Some(true) {
+        decl.extend(quote! {
+            static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
+            let #stats = __RETRY_STATS.start();
+        });
+        refs.push(stats.clone());
     }
-    // With an `impl Trait` in the return type (`_` in the anchor), the error type cannot be
-    // named before the first attempt: tracing then shows errors by type name.
-    let trace_init = if has_infer(anchor) {
-        quote!(#rt::__retry_trace!(@by_type_name #name))
+    // `default` leaves statistics to the runtime's `stats` feature. With an `impl Trait` in the
+    // return type (`_` in the anchor), the error type cannot be named before the first attempt:
+    // tracing then shows errors by type name.
+    let mode = Ident::new(
+        if config.stats.is_none() {
+            "default"
+        } else {
+            "given"
+        },
+        Span::call_site(),
+    );
+    let ret = if has_infer(anchor) {
+        quote!(@by_type_name)
     } else {
-        quote!(#rt::__retry_trace!(#anchor, #name))
+        quote!(#anchor)
     };
-    decl.extend(quote! {
-        #[allow(unused_variables)]
-        let #metrics = #rt::__retry_metrics!(#name);
-        #[allow(unused_variables)]
-        let #trace = #trace_init;
-    });
-    let mut tuple = quote!((#(&#refs,)*));
-    if config.stats.is_none() {
-        tuple = quote!(#rt::__retry_with_stats!(#stats, #tuple));
-    }
-    let tuple = quote! {
-        #rt::__retry_with_trace!(#trace, #rt::__retry_with_metrics!(#metrics, #tuple))
-    };
+    decl.extend(quote!(#rt::__retry_features!(#mode, #stats, #metrics, #trace, #name, #ret);));
+    let tuple = quote!(#rt::__retry_observers!(#mode, #stats, #metrics, #trace; #(#refs),*));
     Observers { decl, tuple, trace }
 }
 
@@ -629,11 +626,10 @@ fn classify(config: &Config, err: &Ident) -> TokenStream {
         .as_ref()
         .map(|pred| quote!(#rt::__private::test(#pred, #err)));
     if lists.retry_on.is_empty() && lists.give_up_on.is_empty() {
-        let decided = match retry_if {
-            Some(test) => quote!(#own.with_retryable(#test)),
-            None => own,
+        return match retry_if {
+            Some(test) => quote!(|#err| { #uses #own.with_retryable(#test) }),
+            None => quote!(#rt::__retry_classify!()),
         };
-        return quote!(|#err| { #uses #decided });
     }
     let dyn_err = format_ident!("__retry_dyn", span = Span::mixed_site());
     let matches = |types: &[Type]| -> Vec<TokenStream> {

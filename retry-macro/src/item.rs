@@ -2,8 +2,9 @@
 //!
 //! Only the attributes and the signature are parsed with syn; the body of an `async fn` stays an
 //! opaque token tree, since the expansion only wraps it. Parsing every body would dominate the
-//! macro's cost (as tokio-macros found). A non-async body is parsed, to recognise the body
-//! `#[async_trait]` generates.
+//! macro's cost (as tokio-macros found), and even handing it to syn unparsed would not do: syn's
+//! token buffer copies every nested token, so the body is split off before syn sees the rest. A
+//! non-async body is parsed, to recognise the body `#[async_trait]` generates.
 
 use proc_macro2::{Delimiter, Group, TokenStream};
 use syn::parse::{Parse, ParseStream};
@@ -40,16 +41,34 @@ struct RawFn {
     body: Group,
 }
 
-impl Parse for RawFn {
+/// `#[attrs] vis sig`, the part of a fn syn parses.
+struct Head {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    sig: Signature,
+}
+
+impl Parse for Head {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let vis = input.parse()?;
-        let sig = input.parse()?;
-        let body: Group = input.parse()?;
-        if body.delimiter() != Delimiter::Brace || !input.is_empty() {
-            return Err(input.error("expected a fn body"));
-        }
-        Ok(RawFn {
+        Ok(Head {
+            attrs: input.call(Attribute::parse_outer)?,
+            vis: input.parse()?,
+            sig: input.parse()?,
+        })
+    }
+}
+
+impl RawFn {
+    /// Splits off the body (the last token tree, a brace group) without walking it, then parses
+    /// the rest.
+    fn parse(tokens: TokenStream) -> Option<RawFn> {
+        let mut trees: Vec<proc_macro2::TokenTree> = tokens.into_iter().collect();
+        let body = match trees.pop()? {
+            proc_macro2::TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => g,
+            _ => return None,
+        };
+        let Head { attrs, vis, sig } = syn::parse2(trees.into_iter().collect()).ok()?;
+        Some(RawFn {
             attrs,
             vis,
             sig,
@@ -61,9 +80,8 @@ impl Parse for RawFn {
 impl FnItem {
     /// Parses the item, or explains why the attribute cannot go there.
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<FnItem> {
-        let raw: RawFn = match syn::parse2(tokens.clone()) {
-            Ok(f) => f,
-            Err(_) => return Err(not_a_fn(tokens)),
+        let Some(raw) = RawFn::parse(tokens.clone()) else {
+            return Err(not_a_fn(tokens));
         };
         let RawFn {
             attrs,

@@ -181,3 +181,75 @@ macro_rules! __retry_with_trace {
         $inner
     };
 }
+
+/// The three feature observers of a call, declared with the names the expansion passes in:
+/// `default` leaves statistics to the `stats` feature, `given` means the fn chose for itself
+/// (`stats = true` declares its own recorder, `stats = false` none). `@by_type_name` in place of
+/// the return type is for a return type with an `impl Trait` in it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_features {
+    (default, $s:ident, $m:ident, $t:ident, $name:expr, $($ret:tt)+) => {
+        #[allow(unused_variables)]
+        let $s = $crate::__retry_stats!($name);
+        $crate::__retry_features!(given, $s, $m, $t, $name, $($ret)+);
+    };
+    (given, $s:ident, $m:ident, $t:ident, $name:expr, @by_type_name) => {
+        #[allow(unused_variables)]
+        let $m = $crate::__retry_metrics!($name);
+        #[allow(unused_variables)]
+        let $t = $crate::__retry_trace!(@by_type_name $name);
+    };
+    (given, $s:ident, $m:ident, $t:ident, $name:expr, $ret:ty) => {
+        #[allow(unused_variables)]
+        let $m = $crate::__retry_metrics!($name);
+        #[allow(unused_variables)]
+        let $t = $crate::__retry_trace!($ret, $name);
+    };
+}
+
+/// The observer tuple `step` sees: the fn's own observers, then those of the features that are on
+/// (statistics only in `default` mode, see [`__retry_features!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_observers {
+    (default, $s:ident, $m:ident, $t:ident; $($own:ident),*) => {
+        $crate::__retry_with_trace!($t, $crate::__retry_with_metrics!($m,
+            $crate::__retry_with_stats!($s, ($(&$own,)*))))
+    };
+    (given, $s:ident, $m:ident, $t:ident; $($own:ident),*) => {
+        $crate::__retry_with_trace!($t, $crate::__retry_with_metrics!($m, ($(&$own,)*)))
+    };
+}
+
+/// The classification of an attribute without lists or predicates: the error's `Retryable` impl
+/// when it has one (autoref dispatch), else "retry".
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_classify {
+    () => {
+        |err| {
+            #[allow(unused_imports)]
+            use $crate::__private::{ViaDefault as _, ViaRetryable as _};
+            (&$crate::__private::Probe(err)).__retry_classify()
+        }
+    };
+}
+
+/// After `step`: return what it decided, or sleep before the next attempt.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_next {
+    (async $flow:ident) => {
+        match $flow {
+            ::core::ops::ControlFlow::Break(done) => break done,
+            ::core::ops::ControlFlow::Continue(delay) => $crate::__private::sleep(delay).await,
+        }
+    };
+    (blocking $flow:ident) => {
+        match $flow {
+            ::core::ops::ControlFlow::Break(done) => break done,
+            ::core::ops::ControlFlow::Continue(delay) => $crate::__private::sleep_blocking(delay),
+        }
+    };
+}
