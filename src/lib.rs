@@ -4,6 +4,7 @@ pub mod alloc_count;
 pub mod attempt_log;
 pub mod drive;
 pub mod fake_provider;
+pub mod provider_error;
 
 /// The README's Rust examples, compiled and run as doctests so that what a user pastes works.
 #[cfg(doctest)]

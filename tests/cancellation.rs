@@ -27,26 +27,14 @@ use std::time::Duration;
 use retry_runtime::stats::{self, FnStatsSnapshot};
 use retry_runtime::{
     retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitOpen, CircuitState, Classification,
-    Gate, RetryBudget, Retryable,
+    Gate, RetryBudget,
 };
 use tokio::time::Instant;
 
 const ATTEMPT: Duration = Duration::from_millis(100);
 const MICRO_TOKENS: u64 = 1_000_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-enum Error {
-    #[error("unavailable")]
-    Unavailable,
-    #[error(transparent)]
-    Open(#[from] CircuitOpen),
-}
-
-impl Retryable for Error {
-    fn is_retryable(&self) -> bool {
-        *self == Error::Unavailable
-    }
-}
+use retry_workspace::provider_error::ProviderError as Error;
 
 /// Where a call was when it suspended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,33 +10,13 @@ use std::time::Duration;
 
 use retry_runtime::stats::{self, FnStatsSnapshot};
 use retry_runtime::{
-    retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitOpen, CircuitState, GiveUpReason,
-    RetryBudget, Retryable,
+    retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitState, GiveUpReason, RetryBudget,
 };
 
 const CALLERS: u64 = 10_000;
 const MICRO_TOKENS: u64 = 1_000_000;
 
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum Error {
-    #[error("unavailable")]
-    Unavailable,
-    #[error("rate limited")]
-    RateLimited,
-    #[error("bad key")]
-    BadKey,
-    #[error(transparent)]
-    Open(#[from] CircuitOpen),
-}
-
-impl Retryable for Error {
-    fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable | Error::RateLimited)
-    }
-    fn is_rate_limited(&self) -> bool {
-        *self == Error::RateLimited
-    }
-}
+use retry_workspace::provider_error::ProviderError as Error;
 
 /// A deterministic verdict per (caller, attempt): 60% success, 25% unavailable, 10% rate
 /// limited, 5% bad key; the first attempts of the first 64 callers (spawned first) all fail, so

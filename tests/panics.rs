@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use retry_runtime::stats::{self, FnStatsSnapshot};
 use retry_runtime::{
-    retry_on_failure, AdaptiveThrottle, Admission, AttemptOutcome, CircuitBreaker, CircuitOpen,
-    CircuitState, Classification, Gate, RetryBudget, RetryPolicy, Retryable,
+    retry_on_failure, AdaptiveThrottle, Admission, AttemptOutcome, CircuitBreaker, CircuitState,
+    Classification, Gate, RetryBudget, RetryPolicy,
 };
 
 const MICRO_TOKENS: u64 = 1_000_000;
@@ -24,19 +24,7 @@ const MICRO_TOKENS: u64 = 1_000_000;
 #[derive(Debug, PartialEq)]
 struct Boom(u32);
 
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum Error {
-    #[error("unavailable")]
-    Unavailable,
-    #[error(transparent)]
-    Open(#[from] CircuitOpen),
-}
-
-impl Retryable for Error {
-    fn is_retryable(&self) -> bool {
-        *self == Error::Unavailable
-    }
-}
+use retry_workspace::provider_error::ProviderError as Error;
 
 /// What attempt n does.
 #[derive(Clone, Copy, Debug)]

@@ -474,35 +474,11 @@ mod attribute {
     use std::time::Duration;
 
     use retry_runtime::{
-        retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitOpen, CircuitState, RetryBudget,
-        Retryable,
+        retry_on_failure, AdaptiveThrottle, CircuitBreaker, CircuitState, RetryBudget,
     };
     use tokio::time::Instant;
 
-    #[derive(Debug, PartialEq, thiserror::Error)]
-    enum ProviderError {
-        #[error("unavailable")]
-        Unavailable,
-        #[error("rate limited")]
-        #[allow(dead_code)] // answered by `Provider::answer` when scripted
-        RateLimited,
-        #[error("bad key")]
-        BadKey,
-        #[error(transparent)]
-        Open(#[from] CircuitOpen),
-    }
-
-    impl Retryable for ProviderError {
-        fn is_retryable(&self) -> bool {
-            matches!(
-                self,
-                ProviderError::Unavailable | ProviderError::RateLimited
-            )
-        }
-        fn is_rate_limited(&self) -> bool {
-            matches!(self, ProviderError::RateLimited)
-        }
-    }
+    use retry_workspace::provider_error::ProviderError;
 
     struct Provider {
         calls: AtomicU32,
