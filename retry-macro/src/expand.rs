@@ -135,6 +135,8 @@ impl Locals {
 //                 Continue(delay) => __retry_stats.watch(sleep(delay)).await,
 //             }
 //         };
+//         __retry_stats.finish();  // `stats = true`: forgets the recorder (its `Drop` counts
+//                                  // calls dropped before they return)
 //         __retry_out            // or recover(__retry_out, <fallback>)
 //     }
 fn retry_loop(
@@ -176,7 +178,6 @@ fn retry_loop(
         Some(pred) => quote!(#pred),
         None => quote!(#rt::__private::never),
     };
-    // A call dropped during the sleep is counted by the statistics recorder's `Drop`.
     let next = match flavor {
         Flavor::Async(_) => quote!(#rt::__retry_next!(async #flow)),
         Flavor::Blocking => quote!(#rt::__retry_next!(blocking #flow)),
@@ -215,12 +216,26 @@ fn retry_loop(
             #next
         }
     };
-    let finish = match &config.fallback {
-        Some(fallback) => quote! {
+    // A call dropped before it returns is counted by the statistics recorder's `Drop`; one that
+    // returns (however it leaves the loop) hands the recorder to `finish`, which forgets it.
+    // (Only with `stats = true`: the `stats` feature's recorder notes the end itself, so that
+    // fns without the key get no extra tokens.)
+    let finish_stats = (config.stats == Some(true)).then(|| {
+        let stats = &observers.stats;
+        quote!(#stats.finish();)
+    });
+    let finish = match (&config.fallback, finish_stats) {
+        (Some(fallback), finish_stats) => quote! {
             let #out: #anchor = #retry_loop;
+            #finish_stats
             #rt::__private::recover(#out, #fallback)
         },
-        None => retry_loop,
+        (None, Some(finish_stats)) => quote! {
+            let #out: #anchor = #retry_loop;
+            #finish_stats
+            #out
+        },
+        (None, None) => retry_loop,
     };
     quote! {
         {
@@ -261,6 +276,8 @@ struct Observers {
     /// future.
     tuple: TokenStream,
     trace: Ident,
+    /// The statistics recorder's name (declared unless `stats = false`).
+    stats: Ident,
 }
 
 // Output, in the order the observers see each retry: a vetoing budget first, so that nobody counts
@@ -268,8 +285,8 @@ struct Observers {
 //     let __retry_budget = budget(&B);
 //     let __retry_on_retry = on_retry::<R, _>(F);
 //     let __retry_on_give_up = on_give_up::<R, _, _>(name, __retry_call.clock(), G);
-//     static __RETRY_STATS: FnStats = FnStats::new(name);      // `stats = true`
-//     let __retry_stats = __RETRY_STATS.start();               // (none with `stats = false`)
+//     let __retry_stats = __retry_fn_stats!(finished, name);   // `stats = true`
+//                                                              // (none with `stats = false`)
 //     let __retry_stats = __retry_stats!(name);                // (without `stats = ..`)
 //     let __retry_metrics = __retry_metrics!(name);
 //     let __retry_trace = __retry_trace!(R, name);
@@ -309,10 +326,7 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
         refs.push(hook);
     }
     if config.stats == Some(true) {
-        decl.extend(quote! {
-            static __RETRY_STATS: #rt::__private::FnStats = #rt::__private::FnStats::new(#name);
-            let #stats = __RETRY_STATS.start();
-        });
+        decl.extend(quote!(let #stats = #rt::__retry_fn_stats!(finished, #name);));
         refs.push(stats.clone());
     }
     // `default` leaves statistics to the runtime's `stats` feature. With an `impl Trait` in the
@@ -333,7 +347,12 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
     };
     decl.extend(quote!(#rt::__retry_features!(#mode, #stats, #metrics, #trace, #name, #ret);));
     let tuple = quote!(#rt::__retry_observers!(#mode, #stats, #metrics, #trace; #(#refs),*));
-    Observers { decl, tuple, trace }
+    Observers {
+        decl,
+        tuple,
+        trace,
+        stats,
+    }
 }
 
 // Output, with `context = ctx`:

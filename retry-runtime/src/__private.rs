@@ -19,8 +19,10 @@ pub use crate::inspect::{
     InspectRequired, InspectViaAsRef, InspectViaError, InspectViaTrait, Inspector,
 };
 pub use crate::optional::Off;
-pub use crate::stats::{CallRecorder, FnStats};
+pub use crate::per_thread::CounterCache;
+pub use crate::stats::{CallRecorder, FnStats, FnStatsKey, Keyed};
 pub use crate::tracing_observer::TracingCall;
+pub use std::thread_local;
 pub use tokio::time::Instant;
 
 /// The policy of an attribute whose literals the macro has already validated and split into

@@ -35,10 +35,9 @@ impl<E> Observer<E> for Off {}
 #[cfg(feature = "stats")]
 #[macro_export]
 macro_rules! __retry_stats {
-    ($name:expr) => {{
-        static __RETRY_STATS: $crate::__private::FnStats = $crate::__private::FnStats::new($name);
-        __RETRY_STATS.start()
-    }};
+    ($name:expr) => {
+        $crate::__retry_fn_stats!(unfinished, $name)
+    };
 }
 
 #[doc(hidden)]

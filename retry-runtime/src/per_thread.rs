@@ -12,8 +12,9 @@
 //! The slot a thread owns is the same in every [`PerThread`] (statistics, breakers, budgets): one
 //! thread-local read finds it everywhere.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::LocalKey;
 
 /// How many threads at once get a slot of their own.
 pub(crate) const SLOTS: usize = 64;
@@ -32,17 +33,35 @@ thread_local! {
     /// single thread-local load.
     static SLOT: Cell<usize> = const { Cell::new(UNCLAIMED) };
     /// Gives the slot back when the thread exits. Touched only when a slot is claimed.
-    static OWNER: Owner = const { Owner(Cell::new(None)) };
+    static OWNER: Owner = const {
+        Owner {
+            index: Cell::new(None),
+            caches: RefCell::new(Vec::new()),
+        }
+    };
 }
 
-struct Owner(Cell<Option<usize>>);
+/// A thread-local cache of one counter of the current thread's slot (see [`PerThread::cached`]):
+/// `const`-initialised to `None` and without a destructor, so that reading it is one
+/// thread-local load.
+pub type CounterCache = Cell<Option<&'static AtomicU64>>;
+
+struct Owner {
+    index: Cell<Option<usize>>,
+    /// The caches filled with counters of the slot, emptied when the slot is given back.
+    caches: RefCell<Vec<&'static LocalKey<CounterCache>>>,
+}
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Some(index) = self.0.take() {
+        if let Some(index) = self.index.take() {
             // Bumps made by later thread-local destructors of this thread use the overflow slot:
             // the slot may belong to another thread from the next line on.
             SLOT.set(OVERFLOW);
+            for cache in self.caches.take() {
+                // A cache has no destructor: it can still be reached here.
+                let _ = cache.try_with(|c| c.set(None));
+            }
             CLAIMED.fetch_and(!(1u64 << index), Ordering::Release);
         }
     }
@@ -79,7 +98,7 @@ fn claim() -> usize {
             Err(now) => claimed = now,
         }
     };
-    if OWNER.try_with(|o| o.0.set(Some(index))).is_err() {
+    if OWNER.try_with(|o| o.index.set(Some(index))).is_err() {
         // The thread is exiting and can no longer register the destructor that gives the slot
         // back: give it back now.
         CLAIMED.fetch_and(!(1u64 << index), Ordering::Release);
@@ -148,6 +167,62 @@ impl<const N: usize> PerThread<N> {
         }
     }
 
+    /// Adds one to `counter` of the current thread's slot through `cache`, a thread-local that
+    /// remembers where that counter is: after a thread's first bump, one thread-local load, a
+    /// null test and an increment, with no slot lookup. `first` runs on the bump that fills the
+    /// cache (the thread's first through this cache, or one after the thread gave its slot back),
+    /// before the count is visible. The cache must be used with this `PerThread` and `counter`
+    /// only.
+    #[inline(always)]
+    pub(crate) fn bump_cached(
+        &'static self,
+        counter: usize,
+        cache: &'static LocalKey<CounterCache>,
+        first: impl FnOnce(),
+    ) {
+        // A cache is `const`-initialised without a destructor: `with` cannot fail.
+        match cache.with(Cell::get) {
+            Some(own) => {
+                own.store(
+                    own.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Release,
+                );
+            }
+            None => self.fill_and_bump(counter, cache, first),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fill_and_bump(
+        &'static self,
+        counter: usize,
+        cache: &'static LocalKey<CounterCache>,
+        first: impl FnOnce(),
+    ) {
+        first();
+        let Some(slot) = self.slots.get(current()) else {
+            // No slot of its own (too many threads, or this one is exiting): nothing to cache.
+            self.overflow.0[counter].fetch_add(1, Ordering::Release);
+            return;
+        };
+        Self::bump_own(slot, counter);
+        let own = &slot.0[counter];
+        // Remember the cache so that the slot's owner empties it when it gives the slot back;
+        // an owner already gone (the thread is exiting) means no caching.
+        let registered = OWNER.try_with(|o| {
+            if o.index.get().is_some() {
+                o.caches.borrow_mut().push(cache);
+                true
+            } else {
+                false
+            }
+        });
+        if registered == Ok(true) {
+            cache.with(|c| c.set(Some(own)));
+        }
+    }
+
     /// `counter` summed over every slot and the overflow slot.
     pub(crate) fn sum(&self, counter: usize) -> u64 {
         self.slots
@@ -207,6 +282,79 @@ mod tests {
             }
         }
         assert_eq!(COUNTERS.sum(1), 4 * 40 * 1000);
+    }
+
+    #[test]
+    fn cached_bumps_are_exact_across_threads_and_slot_reuse() {
+        let _serial = serial();
+        static COUNTERS: PerThread<2> = PerThread::new();
+        static FIRSTS: AtomicU64 = AtomicU64::new(0);
+        thread_local! {
+            static CACHE: CounterCache = const { Cell::new(None) };
+        }
+        for _ in 0..4 {
+            let handles: Vec<_> = (0..40)
+                .map(|_| {
+                    std::thread::spawn(|| {
+                        for _ in 0..1000 {
+                            COUNTERS.bump_cached(1, &CACHE, || {
+                                FIRSTS.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                        // The cache points into this thread's own slot.
+                        let own = CACHE.with(Cell::get).expect("filled");
+                        assert!(std::ptr::eq(own, &COUNTERS.slots[current()].0[1]));
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        }
+        assert_eq!(COUNTERS.sum(1), 4 * 40 * 1000);
+        assert_eq!(COUNTERS.sum(0), 0, "only the counter asked for");
+        // `first` runs once per thread: the bump that fills its cache.
+        assert_eq!(FIRSTS.load(Ordering::Relaxed), 4 * 40);
+    }
+
+    #[test]
+    fn a_cached_bump_after_the_slot_is_given_back_goes_to_the_overflow() {
+        let _serial = serial();
+        static COUNTERS: PerThread<1> = PerThread::new();
+        thread_local! {
+            static CACHE: CounterCache = const { Cell::new(None) };
+        }
+        /// Bumps from its destructor, which runs after the slot's owner gave the slot back:
+        /// thread-local destructors run in the reverse order of their registration, and this
+        /// one registers before the thread claims a slot.
+        struct Late;
+        static LATE_CACHED: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(true);
+        impl Drop for Late {
+            fn drop(&mut self) {
+                COUNTERS.bump_cached(0, &CACHE, || {});
+                // Asserted after the join: a panic in a thread-local destructor aborts.
+                LATE_CACHED.store(CACHE.with(Cell::get).is_some(), Ordering::Relaxed);
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late };
+        }
+        std::thread::spawn(|| {
+            LATE.with(|_| {});
+            COUNTERS.bump_cached(0, &CACHE, || {});
+            assert!(CACHE.with(Cell::get).is_some());
+        })
+        .join()
+        .unwrap();
+        // The slot went back to the pool and the late bump to the overflow, not into a slot
+        // that another thread may own by now.
+        assert_eq!(COUNTERS.sum(0), 2);
+        assert_eq!(COUNTERS.overflow.0[0].load(Ordering::Relaxed), 1);
+        assert!(
+            !LATE_CACHED.load(Ordering::Relaxed),
+            "no caching once the slot is gone"
+        );
     }
 
     #[test]
