@@ -41,7 +41,7 @@ thread_local! {
     };
 }
 
-/// A thread-local cache of one counter of the current thread's slot (see [`PerThread::bump_cached`]):
+/// A thread-local cache of one counter of the current thread's slot (see `PerThread::bump_cached`):
 /// `const`-initialised to `None` and without a destructor, so that reading it is one
 /// thread-local load.
 pub type CounterCache = Cell<Option<&'static AtomicU64>>;
