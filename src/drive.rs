@@ -9,7 +9,8 @@ use retry_runtime::__private::{self, CallState};
 use retry_runtime::{Admission, CircuitOpen, Gate, GiveUpReason, Observer, RetryPolicy, Retryable};
 
 /// Runs `attempt` until the policy, the gate or the observer ends the call: `admit` before each
-/// attempt (sleeping through a `Wait`, returning `From<CircuitOpen>` on a `Reject`), then
+/// attempt (sleeping through a `Wait` and confirming after it, returning `From<CircuitOpen>` on a
+/// `Reject`), then
 /// `CallState::step` with the gate's `settle`, then `__private::sleep` before the next attempt.
 pub async fn retry_call<T, E, G, O, F, Fut>(
     policy: &RetryPolicy,
@@ -26,13 +27,14 @@ where
 {
     let mut call = CallState::<()>::new();
     loop {
-        let permit = match gate.admit() {
-            Admission::Proceed(p) => p,
-            Admission::Wait(d, p) => {
-                __private::sleep(d).await;
-                p
-            }
-            Admission::Reject(open) => {
+        let admitted = match gate.admit() {
+            Admission::Proceed(p) => Ok(p),
+            Admission::Wait(d, p) => __private::wait_admitted(&gate, d, p).await,
+            Admission::Reject(open) => Err(open),
+        };
+        let permit = match admitted {
+            Ok(p) => p,
+            Err(open) => {
                 return call.reject::<Result<T, E>, _>(
                     E::from(open),
                     GiveUpReason::CircuitOpen,

@@ -621,6 +621,44 @@ mod attribute {
         assert_eq!(paced, expected);
     }
 
+    static LOW_GUESS: AdaptiveThrottle = AdaptiveThrottle::new()
+        .initial_rate(5.0)
+        .burst(Duration::ZERO);
+
+    #[retry_on_failure(max_attempts = 1, throttle = LOW_GUESS)]
+    async fn paced_from_a_low_guess(
+        p: &Provider,
+        at: &std::sync::Mutex<Vec<Duration>>,
+        start: Instant,
+    ) -> Result<u32, ProviderError> {
+        at.lock().unwrap().push(start.elapsed());
+        p.answer()
+    }
+
+    /// Callers queued at a rate guessed too low are not stuck at it: as the provider keeps
+    /// accepting, the rate climbs and the callers already waiting are booked anew at it.
+    #[tokio::test(start_paused = true)]
+    async fn callers_queued_at_a_low_guess_follow_the_rate_as_it_climbs() {
+        let p = Provider::new();
+        p.set(Ok(1));
+        let at = std::sync::Mutex::new(Vec::new());
+        let start = Instant::now();
+        let calls = (0..100).map(|_| paced_from_a_low_guess(&p, &at, start));
+        let results = futures_join_all(calls).await;
+        assert!(results.iter().all(Result::is_ok));
+        let at = at.into_inner().unwrap();
+        let last = *at.iter().max().unwrap();
+        // At the guessed 5 per second the last caller would start at 19.8 s.
+        assert!(
+            last < Duration::from_secs(10),
+            "the last caller started at {last:?}"
+        );
+        assert!(LOW_GUESS.rate().unwrap() > 10.0, "{:?}", LOW_GUESS.rate());
+        // Booking anew is not admitting anew: one admission per attempt.
+        assert_eq!(LOW_GUESS.stats().admitted, 100);
+        assert_eq!(p.calls(), 100);
+    }
+
     /// Polls every future to completion on the current task.
     async fn futures_join_all<F: std::future::Future>(
         futures: impl IntoIterator<Item = F>,

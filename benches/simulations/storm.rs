@@ -100,8 +100,9 @@ pub enum Variant {
     Budget,
     /// Full jitter plus a default (open-start) `AdaptiveThrottle`.
     Throttle,
-    /// Full jitter plus an `AdaptiveThrottle` that starts paced at the provider's quota.
-    ThrottleKnownRate,
+    /// Full jitter plus an `AdaptiveThrottle` that starts paced at a guess of the provider's
+    /// quota (requests per second): the quota itself, or a guess off by some factor.
+    ThrottleGuess(u32),
     /// backon's `ExponentialBuilder`, with or without its jitter.
     Backon { jitter: bool },
     /// tokio-retry2's `ExponentialFactorBackoff`, with or without its `jitter`.
@@ -117,8 +118,13 @@ impl Variant {
             Variant::Jitter(j) => format!("ours, jitter = \"{}\"", j.name()),
             Variant::Budget => "ours + `RetryBudget::new()`".into(),
             Variant::Throttle => "ours + `AdaptiveThrottle::new()`".into(),
-            Variant::ThrottleKnownRate => {
-                "ours + `AdaptiveThrottle::new().initial_rate(100.0)`".into()
+            Variant::ThrottleGuess(rate) => {
+                let guess = match u64::from(rate) {
+                    RATE => "the quota".to_string(),
+                    r if r > RATE => format!("{}x the quota", r / RATE),
+                    r => format!("1/{} of the quota", RATE / r.max(1)),
+                };
+                format!("ours + `AdaptiveThrottle::new().initial_rate({rate}.0)` ({guess})")
             }
             Variant::Backon { jitter: true } => "backon 1.6, `with_jitter()`".into(),
             Variant::Backon { jitter: false } => "backon 1.6, no jitter".into(),
@@ -127,14 +133,17 @@ impl Variant {
         }
     }
 
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 14] = [
         Variant::Jitter(Jitter::Full),
         Variant::Jitter(Jitter::Equal),
         Variant::Jitter(Jitter::Decorrelated),
         Variant::Jitter(Jitter::None),
         Variant::Budget,
         Variant::Throttle,
-        Variant::ThrottleKnownRate,
+        Variant::ThrottleGuess(RATE as u32),
+        Variant::ThrottleGuess(RATE as u32 * 10),
+        Variant::ThrottleGuess(RATE as u32 / 4),
+        Variant::ThrottleGuess(RATE as u32 * 4),
         Variant::Backon { jitter: true },
         Variant::Backon { jitter: false },
         Variant::TokioRetry2 { jitter: true },
@@ -204,7 +213,7 @@ pub fn run(variant: Variant) -> Run {
         let provider = Arc::new(Provider::new());
         let budget = Arc::new(RetryBudget::new());
         let throttle = Arc::new(match variant {
-            Variant::ThrottleKnownRate => AdaptiveThrottle::new().initial_rate(RATE as f64),
+            Variant::ThrottleGuess(rate) => AdaptiveThrottle::new().initial_rate(f64::from(rate)),
             _ => AdaptiveThrottle::new(),
         });
         let mut set = JoinSet::new();
@@ -216,7 +225,7 @@ pub fn run(variant: Variant) -> Run {
                 let result = match variant {
                     Variant::Jitter(j) => ours(&policy(j), (), (), p).await,
                     Variant::Budget => ours(&full, (), &*budget, p).await,
-                    Variant::Throttle | Variant::ThrottleKnownRate => {
+                    Variant::Throttle | Variant::ThrottleGuess(_) => {
                         ours(&full, &*throttle, (), p).await
                     }
                     Variant::Backon { .. } | Variant::TokioRetry2 { .. } => {

@@ -80,10 +80,18 @@ enum Flavor {
 }
 
 impl Flavor {
-    fn sleep(self, delay: &Ident) -> TokenStream {
+    /// `__private::<name>(args)`, awaited for an async fn, `__private::<name>_blocking(args)` for
+    /// a blocking one.
+    fn call(self, name: &str, args: TokenStream) -> TokenStream {
         match self {
-            Flavor::Async(_) => quote!(::retry_runtime::__private::sleep(#delay).await),
-            Flavor::Blocking => quote!(::retry_runtime::__private::sleep_blocking(#delay)),
+            Flavor::Async(_) => {
+                let f = Ident::new(name, Span::call_site());
+                quote!(::retry_runtime::__private::#f(#args).await)
+            }
+            Flavor::Blocking => {
+                let f = Ident::new(&format!("{name}_blocking"), Span::call_site());
+                quote!(::retry_runtime::__private::#f(#args))
+            }
         }
     }
 }
@@ -388,16 +396,22 @@ struct GateCode {
 //     let __retry_gate = breaker(&B);                  // or (breaker(&B), throttle(&T))
 //     // before each attempt:
 //     let __retry_permit = match Gate::admit(&__retry_gate) {
-//         Admission::Proceed(p) => p,
-//         Admission::Wait(d, p) => { sleep(d).await; p }
-//         Admission::Reject(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
+//         Admission::Proceed(p) => Ok(p),
+//         Admission::Wait(d, p) => wait_admitted(&__retry_gate, d, p).await, // sleeps, confirms
+//         Admission::Reject(open) => Err(open),
+//     };
+//     let __retry_permit = match __retry_permit {
+//         Ok(p) => p,
+//         Err(open) => break call.reject(circuit_open::<R>(open), CircuitOpen, &obs),
 //     };
 //     // settle: |outcome| { Gate::settle(&__retry_gate, __retry_permit, outcome);
 //     //                     Gate::outlook(&__retry_gate) }   // give up now if it just opened,
 //     //                                                      // or its wait crosses max_time
 // With only `throttle = T`, which never rejects:
 //     let __retry_gate = throttle(&T);
-//     let (wait, __retry_permit) = pace(__retry_gate); if let Some(d) = wait { sleep(d).await }
+//     let (wait, __retry_permit) = pace(__retry_gate);
+//     let __retry_permit = match wait { Some(d) => wait_paced(__retry_gate, d, __retry_permit).await,
+//                                       None => __retry_permit };
 fn gate(
     config: &Config,
     flavor: Flavor,
@@ -422,20 +436,21 @@ fn gate(
         .throttle
         .as_ref()
         .map(|t| quote_spanned!(t.span()=> #rt::__private::throttle(&#t)));
-    let sleep = flavor.sleep(&wait);
     let observer = &observers.tuple;
     let admit = match &config.circuit_breaker {
         Some(b) => {
             let rejected =
                 quote_spanned!(b.span()=> #rt::__private::circuit_open::<#anchor>(#open));
+            let waited = flavor.call("wait_admitted", quote!(&#gate, #wait, #permit));
             quote! {
                 let #permit = match #rt::Gate::admit(&#gate) {
-                    #rt::Admission::Proceed(#permit) => #permit,
-                    #rt::Admission::Wait(#wait, #permit) => {
-                        #sleep;
-                        #permit
-                    }
-                    #rt::Admission::Reject(#open) => {
+                    #rt::Admission::Proceed(#permit) => ::core::result::Result::Ok(#permit),
+                    #rt::Admission::Wait(#wait, #permit) => #waited,
+                    #rt::Admission::Reject(#open) => ::core::result::Result::Err(#open),
+                };
+                let #permit = match #permit {
+                    ::core::result::Result::Ok(#permit) => #permit,
+                    ::core::result::Result::Err(#open) => {
                         break #call.reject::<#anchor, _>(
                             #rejected,
                             #rt::GiveUpReason::CircuitOpen,
@@ -445,12 +460,16 @@ fn gate(
                 };
             }
         }
-        None => quote! {
-            let (#wait, #permit) = #rt::__private::pace(#gate);
-            if let ::core::option::Option::Some(#wait) = #wait {
-                #sleep;
+        None => {
+            let waited = flavor.call("wait_paced", quote!(#gate, #wait, #permit));
+            quote! {
+                let (#wait, #permit) = #rt::__private::pace(#gate);
+                let #permit = match #wait {
+                    ::core::option::Option::Some(#wait) => #waited,
+                    ::core::option::Option::None => #permit,
+                };
             }
-        },
+        }
     };
     let decl = match (breaker, throttle) {
         (None, None) => return None,

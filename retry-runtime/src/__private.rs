@@ -254,6 +254,72 @@ pub fn pace(throttle: &crate::AdaptiveThrottle) -> (Option<Duration>, crate::Thr
     throttle.acquire()
 }
 
+/// After an [`Admission::Wait`](crate::Admission::Wait): sleeps it out and asks the gate to
+/// [`confirm`](crate::Gate::confirm), as often as it asks for another wait. `Err` if it turns the
+/// attempt away meanwhile. With sleeping disabled ([`testing`](crate::testing)) the clock does
+/// not move, so the first wait is the only one.
+pub async fn wait_admitted<G: crate::Gate>(
+    gate: &G,
+    mut wait: Duration,
+    mut permit: G::Permit,
+) -> Result<G::Permit, crate::CircuitOpen> {
+    loop {
+        sleep(wait).await;
+        if crate::testing::sleeping_disabled() {
+            return Ok(permit);
+        }
+        match gate.confirm(permit) {
+            crate::Admission::Proceed(p) => return Ok(p),
+            crate::Admission::Wait(d, p) => (wait, permit) = (d, p),
+            crate::Admission::Reject(open) => return Err(open),
+        }
+    }
+}
+
+/// [`wait_admitted`] for a blocking fn.
+pub fn wait_admitted_blocking<G: crate::Gate>(
+    gate: &G,
+    mut wait: Duration,
+    mut permit: G::Permit,
+) -> Result<G::Permit, crate::CircuitOpen> {
+    loop {
+        sleep_blocking(wait);
+        if crate::testing::sleeping_disabled() {
+            return Ok(permit);
+        }
+        match gate.confirm(permit) {
+            crate::Admission::Proceed(p) => return Ok(p),
+            crate::Admission::Wait(d, p) => (wait, permit) = (d, p),
+            crate::Admission::Reject(open) => return Err(open),
+        }
+    }
+}
+
+/// `throttle = ..` without a breaker, after [`pace`] asked for a wait: [`wait_admitted`], for a
+/// gate that never rejects.
+pub async fn wait_paced<'t>(
+    throttle: &'t crate::AdaptiveThrottle,
+    wait: Duration,
+    permit: crate::ThrottlePermit<'t>,
+) -> crate::ThrottlePermit<'t> {
+    match wait_admitted(&throttle, wait, permit).await {
+        Ok(p) => p,
+        Err(_) => unreachable!("a throttle never rejects"),
+    }
+}
+
+/// [`wait_paced`] for a blocking fn.
+pub fn wait_paced_blocking<'t>(
+    throttle: &'t crate::AdaptiveThrottle,
+    wait: Duration,
+    permit: crate::ThrottlePermit<'t>,
+) -> crate::ThrottlePermit<'t> {
+    match wait_admitted_blocking(&throttle, wait, permit) {
+        Ok(p) => p,
+        Err(_) => unreachable!("a throttle never rejects"),
+    }
+}
+
 /// `circuit_breaker = <expr>`: the expansion passes `&<expr>`; deref coercion accepts a
 /// `static`, a `&CircuitBreaker`, an `Arc<CircuitBreaker>` and the like, and a wrong type is
 /// reported at the expression.

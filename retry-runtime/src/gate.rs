@@ -42,6 +42,15 @@ pub trait Gate {
     /// Reports how the attempt admitted with `permit` ended.
     fn settle(&self, permit: Self::Permit, outcome: AttemptOutcome);
 
+    /// Asked again after the caller waited out an [`Admission::Wait`]: whether the attempt may go
+    /// now with `permit`, or must wait again. A gate whose schedule changed while the caller
+    /// slept (a throttle whose rate moved) books the attempt anew here. By default the wait
+    /// was the whole story: [`Admission::Proceed`].
+    #[inline(always)]
+    fn confirm(&self, permit: Self::Permit) -> Admission<Self::Permit> {
+        Admission::Proceed(permit)
+    }
+
     /// What the next attempt would meet if it asked now: asked after a failed attempt is
     /// settled, so that a call gives up with its error, rather than sleep, when the next attempt
     /// would be turned away (an open breaker) or would start past `max_time` (a throttle's wait).
@@ -119,6 +128,20 @@ impl<A: Gate, B: Gate> Gate for (A, B) {
             Admission::Proceed(b) if a_wait.is_zero() => Admission::Proceed((a, b)),
             Admission::Proceed(b) => Admission::Wait(a_wait, (a, b)),
             Admission::Wait(d, b) => Admission::Wait(a_wait.saturating_add(d), (a, b)),
+            Admission::Reject(r) => Admission::Reject(r),
+        }
+    }
+
+    /// Confirms through `A` then `B`; while `A` still asks for a wait, `B` is asked next time.
+    fn confirm(&self, (a, b): Self::Permit) -> Admission<Self::Permit> {
+        let a = match self.0.confirm(a) {
+            Admission::Proceed(a) => a,
+            Admission::Wait(d, a) => return Admission::Wait(d, (a, b)),
+            Admission::Reject(r) => return Admission::Reject(r),
+        };
+        match self.1.confirm(b) {
+            Admission::Proceed(b) => Admission::Proceed((a, b)),
+            Admission::Wait(d, b) => Admission::Wait(d, (a, b)),
             Admission::Reject(r) => Admission::Reject(r),
         }
     }

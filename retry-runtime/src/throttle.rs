@@ -19,8 +19,16 @@
 //!   segment). Without this, 1,900 simultaneous 429s divide the rate by 0.7^1900.
 //! - **Reservations, not polling.** `admit` books the next free slot on a virtual schedule (the
 //!   generic cell rate algorithm) and returns `Wait(until that slot)`, so callers that arrive
-//!   together are spread at the current rate in arrival order, each sleeping exactly once. A
-//!   permit dropped before its slot (the call was cancelled while waiting) gives its slot back.
+//!   together are spread at the current rate in arrival order. A permit dropped before its slot
+//!   (the call was cancelled while waiting) gives its slot back.
+//! - **Bookings follow the rate.** A slot booked at one rate is wrong once the rate moves: too
+//!   early after a cut (the provider is refusing), too late after a climb (a start at a low
+//!   guess would keep a queue of callers at that guess). So the schedule has an epoch, renewed
+//!   by every cut and by every climb of a quarter since the last renewal, which forgets the
+//!   bookings beyond the present; a caller never sleeps more than
+//!   [`AdaptiveThrottle::RECHECK`] on a booking, and
+//!   when it wakes ([`Gate::confirm`]) a booking from an older schedule is made anew at the
+//!   current rate. Callers re-book in the order they wake, which is the order they booked.
 //!
 //! The state is a handful of numbers behind a `std::sync::Mutex`, held for a few float operations
 //! and never across an await.
@@ -40,6 +48,9 @@ const MAX_RATE: f64 = 1e9;
 /// Width of one goodput bucket; `GOODPUT_BUCKETS` of them make the one-second window.
 const BUCKET_NANOS: u64 = 100_000_000;
 const GOODPUT_BUCKETS: usize = 10;
+const RECHECK: Duration = AdaptiveThrottle::RECHECK;
+/// A climb of the rate by this factor since the schedule's last renewal renews it.
+const RESCHEDULE_CLIMB: f64 = 1.25;
 
 /// Counters of an [`AdaptiveThrottle`] since it was created, exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,11 +127,20 @@ struct State {
     first_estimate: bool,
     /// The generic cell rate algorithm's theoretical arrival time of the next attempt.
     tat: u64,
+    /// Renewed with every cut and every climb by [`RESCHEDULE_CLIMB`]: bookings of an older
+    /// schedule are made anew when their callers wake.
+    schedule: u64,
+    /// The rate at the schedule's last renewal.
+    schedule_rate: f64,
     goodput: [u32; GOODPUT_BUCKETS],
     goodput_tick: u64,
 }
 
 impl AdaptiveThrottle {
+    /// The longest a caller sleeps on a booking before [`Gate::confirm`] checks it against the
+    /// current schedule.
+    pub const RECHECK: Duration = Duration::from_secs(1);
+
     /// An open throttle with the AWS SDK's constants: `beta` 0.7, cubic scale 0.4, a minimum
     /// rate of 0.5 attempts per second, and up to one second's worth of attempts in a burst.
     pub const fn new() -> AdaptiveThrottle {
@@ -139,6 +159,8 @@ impl AdaptiveThrottle {
                 epoch: 0,
                 first_estimate: false,
                 tat: 0,
+                schedule: 0,
+                schedule_rate: 0.0,
                 goodput: [0; GOODPUT_BUCKETS],
                 goodput_tick: 0,
             }),
@@ -206,15 +228,22 @@ impl AdaptiveThrottle {
     /// Admits one attempt: how long to wait for its slot (`None` when it may go now) and the
     /// permit to [`settle`](Gate::settle) with its outcome. The same as [`Gate::admit`], which
     /// for a throttle never rejects; for code that holds an `AdaptiveThrottle` and no other gate.
+    ///
+    /// After sleeping the wait, ask [`Gate::confirm`] (on `&AdaptiveThrottle`) whether the
+    /// attempt may go: a wait is at most [`RECHECK`](Self::RECHECK), and the booking may have been made anew.
     pub fn acquire(&self) -> (Option<Duration>, ThrottlePermit<'_>) {
-        let (wait, epoch, slot, interval) = self.admit_inner();
-        let permit = ThrottlePermit {
+        let mut permit = ThrottlePermit {
             throttle: self,
-            epoch,
-            slot,
-            interval,
+            booking: Booking::default(),
             settled: false,
         };
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.lock();
+        let wait = self.book(&mut s, &mut permit.booking);
+        drop(s);
+        if wait.is_some() {
+            self.paced.fetch_add(1, Ordering::Relaxed);
+        }
         (wait, permit)
     }
 
@@ -250,6 +279,8 @@ impl AdaptiveThrottle {
         s.first_estimate = true;
         self.plateau(s, rate, now);
         s.tat = now.saturating_add(epoch::duration_nanos(self.burst));
+        s.schedule += 1;
+        s.schedule_rate = s.rate;
     }
 
     /// Sets `w_max = rate` and places the curve's start so that it is at `w_max` now.
@@ -288,11 +319,14 @@ impl AdaptiveThrottle {
         Duration::from_nanos(slot - now)
     }
 
-    fn admit_inner(&self) -> (Option<Duration>, u64, u64, u64) {
-        self.admitted.fetch_add(1, Ordering::Relaxed);
-        let mut s = self.lock();
+    /// Books the next slot into `booking`; the wait until it, at most [`RECHECK`], if any.
+    fn book(&self, s: &mut State, booking: &mut Booking) -> Option<Duration> {
         if !s.enabled {
-            return (None, s.epoch, 0, 0);
+            *booking = Booking {
+                epoch: s.epoch,
+                ..Booking::default()
+            };
+            return None;
         }
         let now = epoch::now_nanos();
         let interval = secs_to_nanos(1.0 / s.rate).max(1);
@@ -300,19 +334,35 @@ impl AdaptiveThrottle {
         s.tat = s.tat.max(now);
         let slot = s.tat.saturating_sub(tau).max(now);
         s.tat = s.tat.saturating_add(interval);
-        let epoch = s.epoch;
-        drop(s);
-        if slot > now {
-            self.paced.fetch_add(1, Ordering::Relaxed);
-            (
-                Some(Duration::from_nanos(slot - now)),
-                epoch,
-                slot,
-                interval,
-            )
-        } else {
-            (None, epoch, slot, interval)
+        *booking = Booking {
+            epoch: s.epoch,
+            schedule: s.schedule,
+            slot,
+            interval,
+        };
+        wait_until(slot, now)
+    }
+
+    /// [`Gate::confirm`]: `None` when the attempt may go now, else the next wait.
+    fn reconfirm(&self, booking: &mut Booking) -> Option<Duration> {
+        let mut s = self.lock();
+        if s.enabled && booking.interval > 0 && booking.schedule != s.schedule {
+            // Booked on a schedule that has been renewed since: book anew at the current rate.
+            return self.book(&mut s, booking);
         }
+        drop(s);
+        wait_until(booking.slot, epoch::now_nanos())
+    }
+
+    /// Renews the schedule at the current rate: bookings beyond the next slot at that rate are
+    /// forgotten (their callers book anew when they wake); whatever burst the bucket holds is
+    /// kept.
+    fn reschedule(&self, s: &mut State, now: u64) {
+        s.schedule += 1;
+        s.schedule_rate = s.rate;
+        let tau = epoch::duration_nanos(self.burst);
+        let interval = secs_to_nanos(1.0 / s.rate).max(1);
+        s.tat = s.tat.min(now.saturating_add(tau).saturating_add(interval));
     }
 
     fn record(&self, permit_epoch: u64, outcome: AttemptOutcome) {
@@ -332,6 +382,7 @@ impl AdaptiveThrottle {
                     s.last_decrease = now;
                     s.epoch += 1;
                     s.first_estimate = false;
+                    self.reschedule(&mut s, now);
                     self.decreases.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -350,14 +401,17 @@ impl AdaptiveThrottle {
                 } else {
                     s.rate = self.cubic(&s, now);
                 }
+                if s.rate >= s.schedule_rate * RESCHEDULE_CLIMB {
+                    self.reschedule(&mut s, now);
+                }
             }
         }
     }
 
     /// Gives back the slot of a permit dropped before its time.
-    fn refund(&self, epoch_at_admit: u64, interval: u64) {
+    fn refund(&self, schedule_at_booking: u64, interval: u64) {
         let mut s = self.lock();
-        if s.enabled && s.epoch == epoch_at_admit {
+        if s.enabled && s.schedule == schedule_at_booking {
             let now = epoch::now_nanos();
             s.tat = s.tat.saturating_sub(interval).max(now);
             self.refunded.fetch_add(1, Ordering::Relaxed);
@@ -403,6 +457,11 @@ const fn clamp(v: f64, low: f64, high: f64, nan: f64) -> f64 {
     }
 }
 
+/// The wait from `now` until `slot`, at most [`RECHECK`]; `None` if the slot has come.
+fn wait_until(slot: u64, now: u64) -> Option<Duration> {
+    (slot > now).then(|| Duration::from_nanos(slot - now).min(RECHECK))
+}
+
 fn secs_to_nanos(secs: f64) -> u64 {
     let n = secs * NANOS;
     if n.is_nan() || n <= 0.0 {
@@ -438,24 +497,35 @@ impl fmt::Debug for AdaptiveThrottle {
 #[must_use = "settle the permit with the attempt's outcome"]
 pub struct ThrottlePermit<'a> {
     throttle: &'a AdaptiveThrottle,
-    epoch: u64,
-    slot: u64,
-    interval: u64,
+    booking: Booking,
     settled: bool,
+}
+
+/// Where a permit's attempt sits on the schedule.
+#[derive(Clone, Copy, Debug, Default)]
+struct Booking {
+    /// The rate epoch it was admitted under (see [`State::epoch`]).
+    epoch: u64,
+    /// The schedule it was booked on (see [`State::schedule`]).
+    schedule: u64,
+    slot: u64,
+    /// Zero while the throttle is open: nothing was booked.
+    interval: u64,
 }
 
 impl fmt::Debug for ThrottlePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThrottlePermit")
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.booking.epoch)
             .finish()
     }
 }
 
 impl Drop for ThrottlePermit<'_> {
     fn drop(&mut self) {
-        if !self.settled && self.interval > 0 && epoch::now_nanos() < self.slot {
-            self.throttle.refund(self.epoch, self.interval);
+        let b = self.booking;
+        if !self.settled && b.interval > 0 && epoch::now_nanos() < b.slot {
+            self.throttle.refund(b.schedule, b.interval);
         }
     }
 }
@@ -477,9 +547,16 @@ impl<'a> Gate for &'a AdaptiveThrottle {
         }
     }
 
+    fn confirm(&self, mut permit: ThrottlePermit<'a>) -> Admission<ThrottlePermit<'a>> {
+        match permit.throttle.reconfirm(&mut permit.booking) {
+            Some(d) => Admission::Wait(d, permit),
+            None => Admission::Proceed(permit),
+        }
+    }
+
     fn settle(&self, mut permit: ThrottlePermit<'a>, outcome: AttemptOutcome) {
         permit.settled = true;
-        permit.throttle.record(permit.epoch, outcome);
+        permit.throttle.record(permit.booking.epoch, outcome);
     }
 }
 
@@ -556,6 +633,117 @@ mod tests {
         assert_eq!(t.rate(), Some(70.0), "50 rate limits, one cut by beta");
         assert_eq!(t.stats().decreases, 1);
         assert_eq!(t.stats().rate_limited, 51);
+    }
+
+    /// Confirms `permit` after its wait, as the expansion does: the next wait, or none.
+    fn confirm<'t>(
+        t: &'t AdaptiveThrottle,
+        p: ThrottlePermit<'t>,
+    ) -> (Duration, ThrottlePermit<'t>) {
+        match t.confirm(p) {
+            Admission::Proceed(p) => (Duration::ZERO, p),
+            Admission::Wait(d, p) => (d, p),
+            Admission::Reject(_) => unreachable!("a throttle never rejects"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_is_never_longer_than_the_recheck_interval() {
+        // 1 attempt per second, no burst: the tenth caller's slot is 9 s away.
+        let t = AdaptiveThrottle::new()
+            .initial_rate(1.0)
+            .burst(Duration::ZERO);
+        let queued: Vec<_> = (0..10).map(|_| admit(&t)).collect();
+        let waits: Vec<_> = queued.iter().map(|(w, _)| *w).collect();
+        assert_eq!(waits[..2], [Duration::ZERO, Duration::from_secs(1)]);
+        assert!(waits[2..].iter().all(|w| *w == AdaptiveThrottle::RECHECK));
+        // Nothing changed meanwhile: after each recheck the slot is where it was.
+        let (mut wait, mut permit) = queued.into_iter().last().unwrap();
+        let (mut slept, mut sleeps) = (Duration::ZERO, 0);
+        while !wait.is_zero() {
+            assert!(wait <= AdaptiveThrottle::RECHECK);
+            tokio::time::advance(wait).await;
+            (slept, sleeps) = (slept + wait, sleeps + 1);
+            (wait, permit) = confirm(&t, permit);
+        }
+        assert_eq!((slept, sleeps), (Duration::from_secs(9), 9));
+        drop(permit);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_moves_the_queued_callers_back() {
+        // 100 per second, no burst: callers booked 10 ms apart.
+        let t = AdaptiveThrottle::new()
+            .initial_rate(100.0)
+            .burst(Duration::ZERO);
+        let mut queued: Vec<_> = (0..20).map(|_| admit(&t).1).collect();
+        let first = queued.remove(0);
+        // The first attempt is refused: the rate is cut to 70 per second, and the schedule
+        // renewed.
+        (&t).settle(first, LIMITED);
+        assert_eq!(t.rate(), Some(70.0));
+        // Each queued caller wakes at its old slot and books anew, in order: from the second
+        // on they are spaced at the new rate (1/70 s) instead of 10 ms.
+        let mut starts = Vec::new();
+        let start = tokio::time::Instant::now();
+        for (i, p) in queued.into_iter().enumerate() {
+            let old_slot = Duration::from_millis(10 * (i as u64 + 1));
+            let now = start.elapsed();
+            if old_slot > now {
+                tokio::time::advance(old_slot - now).await;
+            }
+            let (mut wait, mut p) = confirm(&t, p);
+            while !wait.is_zero() {
+                tokio::time::advance(wait).await;
+                (wait, p) = confirm(&t, p);
+            }
+            starts.push(start.elapsed());
+            std::mem::forget(p); // keep the slot: the attempt "runs"
+        }
+        let gaps: Vec<_> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        let interval = Duration::from_secs_f64(1.0 / 70.0);
+        assert!(
+            gaps.iter()
+                .all(|g| g.abs_diff(interval) < Duration::from_micros(10)),
+            "{gaps:?}"
+        );
+        assert!(*starts.last().unwrap() > Duration::from_millis(19 * 10 + 50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_climb_pulls_the_queued_callers_forward() {
+        // Started at a low guess, 1 per second: twenty callers are booked 20 s deep.
+        let t = AdaptiveThrottle::new()
+            .initial_rate(1.0)
+            .burst(Duration::ZERO);
+        // The provider keeps accepting: the rate climbs along the cubic curve (0.4 t^3), and
+        // every climb by a quarter renews the schedule.
+        let mut waiting: Vec<_> = (0..20).map(|_| admit(&t)).collect();
+        let start = tokio::time::Instant::now();
+        let mut done = Vec::new();
+        while !waiting.is_empty() {
+            let next = waiting.iter().map(|(w, _)| *w).min().unwrap();
+            tokio::time::advance(next).await;
+            let mut still = Vec::new();
+            for (w, p) in waiting {
+                if w > next {
+                    still.push((w - next, p));
+                    continue;
+                }
+                match confirm(&t, p) {
+                    (d, p) if d.is_zero() => {
+                        done.push(start.elapsed());
+                        (&t).settle(p, AttemptOutcome::Success);
+                    }
+                    (d, p) => still.push((d, p)),
+                }
+            }
+            waiting = still;
+        }
+        // At a fixed 1 per second the last would start at 19 s.
+        let last = *done.last().unwrap();
+        assert!(last < Duration::from_secs(8), "{last:?}");
+        assert!(t.rate().unwrap() > 3.0);
     }
 
     #[tokio::test(start_paused = true)]
