@@ -253,7 +253,9 @@ pub mod tracing_observer;
 pub mod __private;
 
 pub use backoff::Backoff;
-pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
+pub use breaker::{
+    BreakerPermit, BreakerStats, CircuitBreaker, CircuitState, FailureRatio, WindowCounts,
+};
 pub use budget::{BudgetStats, RetryBudget};
 pub use call::{CallClock, CallState, DynCallState, IsResult, Shut};
 pub use classify::{Classification, Retryable};
