@@ -588,7 +588,10 @@ mod attribute {
             p.set(Err(ProviderError::BadKey));
             assert_eq!(ratio_guarded(&p).await, Err(ProviderError::BadKey));
             let window = RATIO.window().unwrap();
-            assert_eq!((window.failures, window.total), (round as u64, 2 * round as u64 + 1));
+            assert_eq!(
+                (window.failures, window.total),
+                (round as u64, 2 * round as u64 + 1)
+            );
             p.set(Err(ProviderError::Unavailable));
             assert_eq!(ratio_guarded(&p).await, Err(ProviderError::Unavailable));
             assert_eq!(RATIO.is_closed(), round < 2, "after round {round}");
@@ -596,7 +599,10 @@ mod attribute {
         assert_eq!(RATIO.stats().opened_by_ratio, 1);
         // Open: at once, without touching the provider.
         let calls = p.calls();
-        assert!(matches!(ratio_guarded(&p).await, Err(ProviderError::Open(_))));
+        assert!(matches!(
+            ratio_guarded(&p).await,
+            Err(ProviderError::Open(_))
+        ));
         assert_eq!(p.calls(), calls);
         // A successful probe closes it with an empty window: one more failure does not reopen it.
         tokio::time::sleep(Duration::from_secs(31)).await;
@@ -737,7 +743,11 @@ fn a_failure_ratio_opens_exactly_once_per_episode_and_counts_add_up() {
             .map(|_| {
                 (0..PER_THREAD)
                     .map(|i| {
-                        let outcome = if i % 5 < 2 { RETRYABLE } else { AttemptOutcome::Success };
+                        let outcome = if i % 5 < 2 {
+                            RETRYABLE
+                        } else {
+                            AttemptOutcome::Success
+                        };
                         (admit(), outcome)
                     })
                     .collect()

@@ -166,12 +166,12 @@ impl Window {
             if total == COUNT_MASK {
                 return; // saturated for this time slice
             }
-            let next =
-                (stamp << STAMP_SHIFT) | ((failures + u64::from(failure)) << COUNT_BITS) | (total + 1);
+            let next = (stamp << STAMP_SHIFT)
+                | ((failures + u64::from(failure)) << COUNT_BITS)
+                | (total + 1);
             // SeqCst with the loads of `counts`: of two failures recorded at once in different
             // buckets, at least one sees the other, so a crossing of the ratio is never missed.
-            match bucket.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::Relaxed)
-            {
+            match bucket.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
