@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use crate::epoch;
 use crate::per_thread::PerThread;
+use crate::{Admission, AttemptOutcome, CircuitOpen, Gate, Outlook};
 
 mod window;
 
-use crate::{Admission, AttemptOutcome, CircuitOpen, Gate, Outlook};
 use window::Window;
 pub use window::{FailureRatio, WindowCounts};
 
@@ -268,7 +268,7 @@ impl CircuitBreaker {
     /// current step and the 15 before it. [`window`](Self::window) shows its counts.
     ///
     /// Settings out of range never panic: a NaN, zero or negative `ratio`, or a zero `window`,
-    /// leaves the ratio off (as if not called); a `ratio` above 1 is 1 (open only when every
+    /// turns the ratio off (as if never given); a `ratio` above 1 is 1 (open only when every
     /// counted outcome failed); `min_calls` 0 is 1; a `window` under 16 ns is 16 ns, and one
     /// beyond `u64::MAX` ns (584 years) is that. [`ratio_settings`](Self::ratio_settings)
     /// reports the values in effect.
