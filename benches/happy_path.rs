@@ -181,6 +181,16 @@ async fn annotated_with_breaker_and_budget(x: u64) -> Result<u64, ClassifiedErro
     classified_provider(x)
 }
 
+static RATIO_BREAKER: retry_runtime::CircuitBreaker =
+    retry_runtime::CircuitBreaker::new("bench").failure_ratio(0.5, Duration::from_secs(10), 20);
+
+/// A breaker with a failure-ratio window: each success also reads the clock and counts itself in
+/// a shared bucket (one compare-and-swap).
+#[retry_on_failure(circuit_breaker = RATIO_BREAKER, budget = BUDGET)]
+async fn annotated_with_ratio_breaker_and_budget(x: u64) -> Result<u64, ClassifiedError> {
+    classified_provider(x)
+}
+
 /// `context = ctx` reads the clock and draws a 128-bit idempotency key (rand's `ThreadRng`, a
 /// ChaCha12 generator) per call.
 #[retry_on_failure(context = ctx)]
@@ -210,6 +220,10 @@ fn main() {
         variant!(
             "#[retry_on_failure] + breaker + budget",
             annotated_with_breaker_and_budget
+        ),
+        variant!(
+            "#[retry_on_failure] + breaker (failure ratio) + budget",
+            annotated_with_ratio_breaker_and_budget
         ),
         variant!(
             "#[retry_on_failure] + context (clock, random key)",

@@ -565,6 +565,57 @@ mod attribute {
         assert!(OPENAI.is_closed(), "{:?}", OPENAI.state());
     }
 
+    /// The failure ratio alone (the consecutive threshold is out of reach): half of at least 6
+    /// outcomes over 10 s.
+    static RATIO: CircuitBreaker = CircuitBreaker::new("ratio")
+        .failure_threshold(1_000)
+        .failure_ratio(0.5, Duration::from_secs(10), 6)
+        .cool_down(Duration::from_secs(30));
+
+    #[retry_on_failure(max_attempts = 1, circuit_breaker = RATIO)]
+    async fn ratio_guarded(p: &Provider) -> Result<u32, ProviderError> {
+        p.answer()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_ratio_opens_the_breaker_through_the_attribute() {
+        let p = Provider::new();
+        // Never two failures in a row, and bad keys in between that do not count: 3 of 6
+        // retryable failures opens it at the 6th counted outcome.
+        for round in 0..3 {
+            p.set(Ok(round));
+            assert_eq!(ratio_guarded(&p).await, Ok(round));
+            p.set(Err(ProviderError::BadKey));
+            assert_eq!(ratio_guarded(&p).await, Err(ProviderError::BadKey));
+            let window = RATIO.window().unwrap();
+            assert_eq!(
+                (window.failures, window.total),
+                (round as u64, 2 * round as u64 + 1)
+            );
+            p.set(Err(ProviderError::Unavailable));
+            assert_eq!(ratio_guarded(&p).await, Err(ProviderError::Unavailable));
+            assert_eq!(RATIO.is_closed(), round < 2, "after round {round}");
+        }
+        assert_eq!(RATIO.stats().opened_by_ratio, 1);
+        // Open: at once, without touching the provider.
+        let calls = p.calls();
+        assert!(matches!(
+            ratio_guarded(&p).await,
+            Err(ProviderError::Open(_))
+        ));
+        assert_eq!(p.calls(), calls);
+        // A successful probe closes it with an empty window: one more failure does not reopen it.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        p.set(Ok(9));
+        assert_eq!(ratio_guarded(&p).await, Ok(9));
+        assert!(RATIO.is_closed());
+        p.set(Err(ProviderError::Unavailable));
+        assert_eq!(ratio_guarded(&p).await, Err(ProviderError::Unavailable));
+        let window = RATIO.window().unwrap();
+        assert_eq!((window.failures, window.total), (1, 1));
+        assert!(RATIO.is_closed());
+    }
+
     static BUDGET: RetryBudget = RetryBudget::new().max_tokens(2).deposit(0.5);
 
     #[retry_on_failure(max_attempts = 5, initial_delay = 0.1, jitter = "none", budget = BUDGET)]
@@ -686,5 +737,164 @@ mod attribute {
         })
         .await;
         out.into_iter().map(Option::unwrap).collect()
+    }
+}
+
+// ---- The breaker's failure ratio under contention. ----
+
+/// Three episodes of one closed generation each: 8 threads settle 10,000 outcomes at once below
+/// the ratio (the window must hold every one of them), then 10,000 failures at once (exactly one
+/// of them opens the breaker); a probe closes it, and the next episode's window starts empty.
+#[test]
+fn a_failure_ratio_opens_exactly_once_per_episode_and_counts_add_up() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 1_250; // 10,000 per phase
+    let breaker = CircuitBreaker::new("ratio.race")
+        .failure_threshold(u32::MAX)
+        .failure_ratio(0.5, Duration::from_secs(3_600), 1_000)
+        .cool_down(Duration::from_millis(1));
+    let admit = || match (&breaker).admit() {
+        Admission::Proceed(p) => p,
+        _ => unreachable!("closed"),
+    };
+    let settle_at_once = |batches: Vec<Vec<(_, AttemptOutcome)>>| {
+        let barrier = Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            for batch in batches {
+                let (breaker, barrier) = (&breaker, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for (p, outcome) in batch {
+                        breaker.settle(p, outcome);
+                    }
+                });
+            }
+        });
+    };
+    for episode in 1..=3 {
+        assert!(breaker.is_closed());
+        let window = breaker.window().unwrap();
+        assert_eq!((window.failures, window.total), (0, 0));
+        // Every permit of both phases, and one held past the close, admitted in this generation.
+        let stale = admit();
+        let below: Vec<Vec<_>> = (0..THREADS)
+            .map(|_| {
+                (0..PER_THREAD)
+                    .map(|i| {
+                        let outcome = if i % 5 < 2 {
+                            RETRYABLE
+                        } else {
+                            AttemptOutcome::Success
+                        };
+                        (admit(), outcome)
+                    })
+                    .collect()
+            })
+            .collect();
+        let failing: Vec<Vec<_>> = (0..THREADS)
+            .map(|_| (0..PER_THREAD).map(|_| (admit(), RETRYABLE)).collect())
+            .collect();
+
+        // 40% failing: every outcome counted, none lost to a race, and still closed.
+        settle_at_once(below);
+        let window = breaker.window().unwrap();
+        assert_eq!(
+            (window.failures, window.total),
+            (THREADS as u64 * 500, THREADS as u64 * 1_250)
+        );
+        assert!(breaker.is_closed());
+
+        // The 2,000th failure or so reaches one half; exactly one caller opens the breaker.
+        settle_at_once(failing);
+        let s = breaker.stats();
+        assert_eq!((s.opened, s.opened_by_ratio), (episode, episode), "{s:?}");
+        assert!(matches!(breaker.state(), CircuitState::Open { .. }));
+
+        std::thread::sleep(Duration::from_millis(3));
+        let probe = admit();
+        assert!(probe.is_probe());
+        (&breaker).settle(probe, AttemptOutcome::Success);
+        assert!(breaker.is_closed());
+        (&breaker).settle(stale, RETRYABLE); // from before the open: ignored
+        let window = breaker.window().unwrap();
+        assert_eq!((window.failures, window.total), (0, 0));
+        let s = breaker.stats();
+        assert_eq!(s.closed, episode);
+        assert_eq!(s.admitted, episode * (2 * 10_000 + 2));
+    }
+}
+
+/// 10,000 callers on 8 worker threads, a breaker that only the ratio opens (the consecutive
+/// threshold is out of reach) over a 20 ms window: the books balance, and each closed episode
+/// ends with exactly one opening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn ten_thousand_callers_share_a_ratio_breaker() {
+    const CALLERS: u64 = 10_000;
+    // 35 of every 95 counted outcomes fail (bad keys do not count): about 0.37, above 0.3.
+    static BREAKER: CircuitBreaker = CircuitBreaker::new("ratio.stress")
+        .failure_threshold(u32::MAX)
+        .failure_ratio(0.3, Duration::from_millis(10), 20)
+        .cool_down(Duration::from_millis(1))
+        .probes(1);
+    static TALLY: Tally = Tally {
+        retries: AtomicU64::new(0),
+        budget_empty: AtomicU64::new(0),
+        circuit_open: AtomicU64::new(0),
+        other: AtomicU64::new(0),
+    };
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
+    let policy = RetryPolicy::builder()
+        .max_attempts(4)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(3))
+        .build()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        tasks.spawn(async move {
+            // Spread over 100 ms, so that the breaker closes and opens again many times.
+            tokio::time::sleep(Duration::from_micros(caller % 200 * 500)).await;
+            let mut attempt = 0;
+            retry_call(&policy, &BREAKER, (&TALLY, AllowedRetries(&TALLY)), || {
+                attempt += 1;
+                let result = verdict(caller, attempt);
+                async move {
+                    ATTEMPTS.fetch_add(1, Relaxed);
+                    tokio::task::yield_now().await;
+                    result
+                }
+            })
+            .await
+        });
+    }
+    let (mut ok, mut open, mut failed) = (0u64, 0u64, 0u64);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => ok += 1,
+            Err(Error::Open) => open += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    let s = BREAKER.stats();
+    let retries = TALLY.retries.load(Relaxed);
+    assert_eq!(ok + open + failed, CALLERS);
+    assert_eq!(s.admitted + s.rejected, CALLERS + retries);
+    assert_eq!(s.admitted, ATTEMPTS.load(Relaxed));
+    assert_eq!(s.rejected, open);
+    assert_eq!(TALLY.circuit_open.load(Relaxed), open);
+    // Only the ratio opens a closed breaker here, once per closed episode: the episodes that
+    // ended (each by a probe closing it) plus the current one if it ended too.
+    let state = BREAKER.state();
+    let current = u64::from(!matches!(state, CircuitState::Closed { .. }));
+    assert_eq!(s.opened_by_ratio, s.closed + current, "{s:?} {state:?}");
+    assert!(s.opened_by_ratio > 0 && s.rejected > 0, "{s:?}");
+    assert!(s.opened >= s.opened_by_ratio);
+    if let CircuitState::HalfOpen {
+        probes_admitted,
+        probes_succeeded,
+    } = state
+    {
+        assert_eq!(probes_admitted, probes_succeeded, "a probe permit leaked");
     }
 }

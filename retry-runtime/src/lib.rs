@@ -120,8 +120,10 @@
 //! ## Resilience across calls
 //!
 //! Shared by every call to one provider, usually as `static`s given to the attribute:
-//! [`CircuitBreaker`] (`circuit_breaker = ..`: closed, open, half-open; while open a call returns
-//! [`CircuitOpen`] without touching the provider), [`RetryBudget`] (`budget = ..`: retries spend
+//! [`CircuitBreaker`] (`circuit_breaker = ..`: closed, open, half-open; opens after
+//! [`failure_threshold`](CircuitBreaker::failure_threshold) consecutive retryable failures or,
+//! opt-in, a [`failure_ratio`](CircuitBreaker::failure_ratio) over a time window; while open a
+//! call returns [`CircuitOpen`] without touching the provider), [`RetryBudget`] (`budget = ..`: retries spend
 //! tokens, successes earn them back) and [`AdaptiveThrottle`] (`throttle = ..`: learns the
 //! provider's rate from 429s and paces every caller). Each is lock-free or holds a lock for a few
 //! instructions, and is `Send + Sync`.
@@ -132,6 +134,7 @@
 //!
 //! static OPENAI: CircuitBreaker = CircuitBreaker::new("openai")
 //!     .failure_threshold(5)
+//!     .failure_ratio(0.5, Duration::from_secs(60), 20)
 //!     .cool_down(Duration::from_secs(30));
 //! static OPENAI_BUDGET: RetryBudget = RetryBudget::new();
 //!
@@ -253,7 +256,9 @@ pub mod tracing_observer;
 pub mod __private;
 
 pub use backoff::Backoff;
-pub use breaker::{BreakerPermit, BreakerStats, CircuitBreaker, CircuitState};
+pub use breaker::{
+    BreakerPermit, BreakerStats, CircuitBreaker, CircuitState, FailureRatio, WindowCounts,
+};
 pub use budget::{BudgetStats, RetryBudget};
 pub use call::{CallClock, CallState, DynCallState, IsResult, Shut};
 pub use classify::{Classification, Retryable};

@@ -1,7 +1,10 @@
 // The circuit breaker's state word, re-stated from `retry-runtime/src/breaker.rs` (`Word`,
 // `admit_inner`, `record`, `release_probe`) over the atomics of the module that includes it:
 // loom's for the models, std's for the differential test against the real `CircuitBreaker`
-// (`tests/loom_models.rs`). The clock is the model's own.
+// (`tests/loom_models.rs`). The clock is the model's own. The opt-in failure-ratio window
+// (`breaker/window.rs`) is not modelled: without it, a closed word never carries the `WINDOWED`
+// flag and these lines are the real ones; with it, opening on the ratio is the same CAS on this
+// word, checked under real threads in tests/resilience.rs.
 
 use super::atomic::{AtomicU64, Ordering};
 
