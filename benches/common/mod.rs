@@ -57,6 +57,35 @@ macro_rules! variant {
 #[allow(unused_imports)]
 pub(crate) use variant;
 
+/// How far down the stack, in bytes, the calls of a measurement run: each variant is timed at
+/// every one of these depths in turn, and its figure is the mean. The future each call pins on
+/// its stack frame then sits at each 16-byte offset of a cache line once. At a single depth the
+/// offset would be whatever the process's stack address gives, which ASLR picks per run: the same
+/// binary measured a variant at 1.07x in one run and 1.22x in the next (its future's fields
+/// straddling a cache line or not).
+pub const STACK_SHIFTS: [usize; 4] = [0, 16, 32, 48];
+
+/// [`time_calls`], from a frame `PAD` bytes deeper.
+#[inline(never)]
+fn time_calls_shifted<const PAD: usize>(call: fn(u64) -> u64, n: u64) -> f64 {
+    let pad = [0u8; PAD];
+    black_box(&pad);
+    let ns = time_calls(call, n);
+    black_box(&pad);
+    ns
+}
+
+/// ns per call, the mean over the [`STACK_SHIFTS`], `n` calls in all.
+pub fn time_calls_everywhere(call: fn(u64) -> u64, n: u64) -> f64 {
+    let n = n / STACK_SHIFTS.len() as u64;
+    let total = time_calls_shifted::<0>(call, n)
+        + time_calls_shifted::<16>(call, n)
+        + time_calls_shifted::<32>(call, n)
+        + time_calls_shifted::<48>(call, n);
+    total / STACK_SHIFTS.len() as f64
+}
+
+#[inline(never)]
 pub fn time_calls(call: fn(u64) -> u64, n: u64) -> f64 {
     let start = Instant::now();
     let mut acc = 0u64;
@@ -134,7 +163,7 @@ pub fn interleaved(variants: &[Variant], rounds: usize, per_round: u64) -> Vec<V
     let mut ns = vec![Vec::with_capacity(rounds); variants.len()];
     for _ in 0..rounds {
         for (i, v) in variants.iter().enumerate() {
-            ns[i].push(time_calls(v.call, per_round));
+            ns[i].push(time_calls_everywhere(v.call, per_round));
         }
     }
     ns

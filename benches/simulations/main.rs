@@ -84,8 +84,15 @@ fn main() {
          - A throttle that starts open lets all {n} first attempts through before any answer \
          can arrive; {refused} are refused, so {floor:.2} calls per client is the floor for \
          any open start. From the first 429 on it paces every retry into a free slot: no \
-         second wave, last success at the ideal 19 s. Declaring the provider's quota \
-         (`initial_rate`) paces the first attempts too and reaches the ideal on both counts.\n\
+         second wave, last success within a few percent of the ideal 19 s. Declaring the \
+         provider's quota (`initial_rate`) paces the first attempts too and reaches the ideal on \
+         both counts.\n\
+         - The quota need not be known: a guess is corrected as the answers come in. A cut \
+         (after a 429) or a climb (while the provider keeps accepting) renews the schedule, and \
+         callers already waiting are booked anew at the new rate when they wake (none sleeps \
+         more than 1 s on a booking). An overestimate pays for the burst it lets through at \
+         the start (a declared quota starts with a full bucket), then is cut within a few round \
+         trips; an underestimate climbs along the cubic curve, which costs time but no calls.\n\
          - The budget run ends early by design: a client whose retry finds the budget empty \
          returns its 429 instead of retrying, so most clients give up and the provider sees \
          almost no extra load. Makespan and mean completion are over the clients that \

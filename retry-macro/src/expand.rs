@@ -441,7 +441,15 @@ fn gate(
         Some(b) => {
             let rejected =
                 quote_spanned!(b.span()=> #rt::__private::circuit_open::<#anchor>(#open));
-            let waited = flavor.call("wait_admitted", quote!(&#gate, #wait, #permit));
+            // A breaker alone never asks to wait: no pacing code (and no room in the future
+            // for it) unless a throttle shares the gate.
+            let waited = match config.throttle {
+                Some(_) => flavor.call("wait_admitted", quote!(&#gate, #wait, #permit)),
+                None => quote!({
+                    let _ = #wait;
+                    ::core::result::Result::Ok(#permit)
+                }),
+            };
             quote! {
                 let #permit = match #rt::Gate::admit(&#gate) {
                     #rt::Admission::Proceed(#permit) => ::core::result::Result::Ok(#permit),
