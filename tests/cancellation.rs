@@ -81,6 +81,7 @@ impl Shared {
             // One attempt a second, no burst: the retries after a short backoff wait for a slot.
             throttle: AdaptiveThrottle::new()
                 .initial_rate(1.0)
+                .max_rate(1.0)
                 .burst(Duration::ZERO),
             script,
             started: AtomicU32::new(0),

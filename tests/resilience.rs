@@ -412,8 +412,10 @@ async fn cancelled_during_the_backoff_sleep_the_token_stays_spent() {
 
 #[tokio::test(start_paused = true)]
 async fn cancelled_while_paced_a_caller_gives_its_slot_back() {
+    // A known ceiling: one attempt a second, no probing above it.
     let throttle = AdaptiveThrottle::new()
         .initial_rate(1.0)
+        .max_rate(1.0)
         .burst(Duration::ZERO);
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
     let ok = || async { Ok::<_, Error>(()) };
@@ -443,6 +445,7 @@ async fn the_throttle_spreads_a_burst_of_callers() {
     let throttle = Arc::new(
         AdaptiveThrottle::new()
             .initial_rate(10.0)
+            .max_rate(10.0)
             .burst(Duration::ZERO),
     );
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
@@ -642,7 +645,7 @@ mod attribute {
         assert_eq!(p.calls() - before, 2);
     }
 
-    static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new().initial_rate(10.0);
+    static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new().initial_rate(10.0).max_rate(10.0);
 
     #[retry_on_failure(max_attempts = 1, throttle = THROTTLE)]
     async fn paced(
@@ -668,7 +671,7 @@ mod attribute {
         // 10 per second with a one-second burst: the first 10 go at once, the next 10 every 100 ms.
         assert!(at[..10].iter().all(|t| *t == Duration::ZERO), "{at:?}");
         let paced: Vec<Duration> = at[10..].to_vec();
-        let expected: Vec<Duration> = (0..10).map(|i| Duration::from_millis(i * 100)).collect();
+        let expected: Vec<Duration> = (1..=10).map(|i| Duration::from_millis(i * 100)).collect();
         assert_eq!(paced, expected);
     }
 

@@ -87,12 +87,14 @@ fn main() {
          second wave, last success within a few percent of the ideal 19 s. Declaring the \
          provider's quota (`initial_rate`) paces the first attempts too and reaches the ideal on \
          both counts.\n\
-         - The quota need not be known: a guess is corrected as the answers come in. A cut \
-         (after a 429) or a climb (while the provider keeps accepting) renews the schedule, and \
+         - The quota need not be known: `initial_rate` is a guess, corrected as the answers \
+         come in. Until the first 429 the rate follows twice what the provider accepted in the \
+         last second (TCP's slow start); a cut (after a 429) or a climb renews the schedule, and \
          callers already waiting are booked anew at the new rate when they wake (none sleeps \
-         more than 1 s on a booking). An overestimate pays for the burst it lets through at \
-         the start (a declared quota starts with a full bucket), then is cut within a few round \
-         trips; an underestimate climbs along the cubic curve, which costs time but no calls.\n\
+         more than 1 s on a booking). An overestimate pays for the burst it lets through at the \
+         start (a declared rate starts with a full bucket), then is cut within a few round \
+         trips; an underestimate doubles its way up. A guess that is right probes a little above \
+         it; `max_rate` makes a known quota a ceiling.\n\
          - The budget run ends early by design: a client whose retry finds the budget empty \
          returns its 429 instead of retrying, so most clients give up and the provider sees \
          almost no extra load. Makespan and mean completion are over the clients that \

@@ -103,6 +103,9 @@ pub enum Variant {
     /// Full jitter plus an `AdaptiveThrottle` that starts paced at a guess of the provider's
     /// quota (requests per second): the quota itself, or a guess off by some factor.
     ThrottleGuess(u32),
+    /// Full jitter plus an `AdaptiveThrottle` that starts at the provider's quota and never goes
+    /// above it (`max_rate`): the quota known for certain.
+    ThrottleCeiling,
     /// backon's `ExponentialBuilder`, with or without its jitter.
     Backon { jitter: bool },
     /// tokio-retry2's `ExponentialFactorBackoff`, with or without its `jitter`.
@@ -126,6 +129,10 @@ impl Variant {
                 };
                 format!("ours + `AdaptiveThrottle::new().initial_rate({rate}.0)` ({guess})")
             }
+            Variant::ThrottleCeiling => {
+                "ours + `AdaptiveThrottle::new().initial_rate(100.0).max_rate(100.0)` (the quota, known)"
+                    .into()
+            }
             Variant::Backon { jitter: true } => "backon 1.6, `with_jitter()`".into(),
             Variant::Backon { jitter: false } => "backon 1.6, no jitter".into(),
             Variant::TokioRetry2 { jitter: true } => "tokio-retry2 0.9, `.map(jitter)`".into(),
@@ -133,13 +140,14 @@ impl Variant {
         }
     }
 
-    pub const ALL: [Variant; 14] = [
+    pub const ALL: [Variant; 15] = [
         Variant::Jitter(Jitter::Full),
         Variant::Jitter(Jitter::Equal),
         Variant::Jitter(Jitter::Decorrelated),
         Variant::Jitter(Jitter::None),
         Variant::Budget,
         Variant::Throttle,
+        Variant::ThrottleCeiling,
         Variant::ThrottleGuess(RATE as u32),
         Variant::ThrottleGuess(RATE as u32 * 10),
         Variant::ThrottleGuess(RATE as u32 / 4),
@@ -214,6 +222,9 @@ pub fn run(variant: Variant) -> Run {
         let budget = Arc::new(RetryBudget::new());
         let throttle = Arc::new(match variant {
             Variant::ThrottleGuess(rate) => AdaptiveThrottle::new().initial_rate(f64::from(rate)),
+            Variant::ThrottleCeiling => AdaptiveThrottle::new()
+                .initial_rate(RATE as f64)
+                .max_rate(RATE as f64),
             _ => AdaptiveThrottle::new(),
         });
         let mut set = JoinSet::new();
@@ -225,7 +236,7 @@ pub fn run(variant: Variant) -> Run {
                 let result = match variant {
                     Variant::Jitter(j) => ours(&policy(j), (), (), p).await,
                     Variant::Budget => ours(&full, (), &*budget, p).await,
-                    Variant::Throttle | Variant::ThrottleGuess(_) => {
+                    Variant::Throttle | Variant::ThrottleGuess(_) | Variant::ThrottleCeiling => {
                         ours(&full, &*throttle, (), p).await
                     }
                     Variant::Backon { .. } | Variant::TokioRetry2 { .. } => {

@@ -21,6 +21,9 @@
 //!   generic cell rate algorithm) and returns `Wait(until that slot)`, so callers that arrive
 //!   together are spread at the current rate in arrival order. A permit dropped before its slot
 //!   (the call was cancelled while waiting) gives its slot back.
+//! - **A guess is only a start.** Started at a guessed `initial_rate`, the throttle has no
+//!   evidence of the provider's limit, so until the first rate limit it follows twice the
+//!   goodput (TCP's slow start) rather than a cubic curve whose plateau would sit at the guess.
 //! - **Bookings follow the rate.** A slot booked at one rate is wrong once the rate moves: too
 //!   early after a cut (the provider is refusing), too late after a climb (a start at a low
 //!   guess would keep a queue of callers at that guess). So the schedule has an epoch, renewed
@@ -100,6 +103,7 @@ pub struct AdaptiveThrottle {
     beta: f64,
     scale: f64,
     min_rate: f64,
+    max_rate: f64,
     burst: Duration,
     initial_rate: Option<f64>,
     state: Mutex<State>,
@@ -125,6 +129,11 @@ struct State {
     epoch: u64,
     /// Until the first decrease, successes of attempts admitted before pacing refine `w_max`.
     first_estimate: bool,
+    /// Started at a guess (`initial_rate`) and not cut yet: nothing says where the provider's
+    /// limit is, so the rate follows twice the goodput (doubling each second while the provider
+    /// keeps accepting, as TCP's slow start does per round trip) instead of a cubic curve with
+    /// its plateau at the guess.
+    probing: bool,
     /// The generic cell rate algorithm's theoretical arrival time of the next attempt.
     tat: u64,
     /// Renewed with every cut and every climb by [`RESCHEDULE_CLIMB`]: bookings of an older
@@ -148,6 +157,7 @@ impl AdaptiveThrottle {
             beta: 0.7,
             scale: 0.4,
             min_rate: 0.5,
+            max_rate: MAX_RATE,
             burst: Duration::from_secs(1),
             initial_rate: None,
             state: Mutex::new(State {
@@ -158,6 +168,7 @@ impl AdaptiveThrottle {
                 last_decrease: 0,
                 epoch: 0,
                 first_estimate: false,
+                probing: false,
                 tat: 0,
                 schedule: 0,
                 schedule_rate: 0.0,
@@ -196,6 +207,17 @@ impl AdaptiveThrottle {
         self
     }
 
+    /// The highest rate the throttle paces at, attempts per second: a quota known not to be
+    /// exceeded, above which the throttle neither probes nor climbs. With
+    /// [`initial_rate`](Self::initial_rate) at the same value, pacing stays at that rate until a
+    /// rate limit cuts it. Clamped to `[1e-3, 1e9]` (NaN is taken as no ceiling); a ceiling
+    /// below [`min_rate`](Self::min_rate) is taken as the minimum.
+    #[must_use]
+    pub const fn max_rate(mut self, rate: f64) -> Self {
+        self.max_rate = clamp(rate, 1e-3, MAX_RATE, MAX_RATE);
+        self
+    }
+
     /// How much sending may bunch up after a quiet period, as a duration of the current rate
     /// (1 s at 100/s lets 100 attempts through at once).
     #[must_use]
@@ -205,9 +227,14 @@ impl AdaptiveThrottle {
     }
 
     /// Starts paced at `rate` attempts per second instead of open, with a full bucket of
-    /// [`burst`](Self::burst), for a provider whose quota is known: useful when many callers
-    /// start at once, before any response can have taught the throttle anything. The rate is
-    /// still adjusted by rate-limited outcomes. Clamped like [`min_rate`](Self::min_rate).
+    /// [`burst`](Self::burst), for a provider whose quota is known or can be guessed: useful
+    /// when many callers start at once, before any response can have taught the throttle
+    /// anything. The guess is only a start: until the first rate-limited outcome the rate
+    /// follows twice what the provider accepted in the last second (doubling each second while
+    /// callers keep it busy and the provider keeps accepting), and from the first rate limit on
+    /// it is cut and climbs back as always. A guess 4x too low costs about half a second in the
+    /// retry-storm simulation, one 10x too high about half a call per caller (`cargo bench
+    /// --bench simulations`). Clamped like [`min_rate`](Self::min_rate).
     #[must_use]
     pub const fn initial_rate(mut self, rate: f64) -> Self {
         let rate = clamp(rate, 1e-3, MAX_RATE, 1.0);
@@ -265,6 +292,7 @@ impl AdaptiveThrottle {
             if s.epoch == 0 {
                 let now = epoch::now_nanos();
                 self.enable(&mut s, rate, now);
+                s.probing = true;
                 // A declared quota comes with its burst: the bucket starts full.
                 s.tat = now;
             }
@@ -278,18 +306,25 @@ impl AdaptiveThrottle {
         s.epoch += 1;
         s.first_estimate = true;
         self.plateau(s, rate, now);
-        s.tat = now.saturating_add(epoch::duration_nanos(self.burst));
+        // An empty bucket: the next attempt goes now, the one after it an interval later.
+        let interval = secs_to_nanos(1.0 / s.rate).max(1);
+        s.tat = now.saturating_add(self.tolerance(interval));
         s.schedule += 1;
         s.schedule_rate = s.rate;
     }
 
     /// Sets `w_max = rate` and places the curve's start so that it is at `w_max` now.
     fn plateau(&self, s: &mut State, rate: f64, now: u64) {
-        let rate = rate.clamp(self.min_rate, MAX_RATE);
+        let rate = self.bound(rate);
         s.w_max = rate;
         s.rate = rate;
         s.k = self.zero_point(rate);
         s.last_decrease = now.saturating_sub(secs_to_nanos(s.k));
+    }
+
+    /// `rate` within `[min_rate, max_rate]` (the minimum wins if they cross).
+    fn bound(&self, rate: f64) -> f64 {
+        rate.clamp(self.min_rate, self.max_rate.max(self.min_rate))
     }
 
     /// CUBIC's `K = cbrt(W_max (1 - beta) / C)`.
@@ -304,7 +339,7 @@ impl AdaptiveThrottle {
         if rate.is_nan() {
             return self.min_rate;
         }
-        rate.clamp(self.min_rate, MAX_RATE)
+        self.bound(rate)
     }
 
     /// How long an attempt admitted now would wait for its slot, without booking one.
@@ -314,9 +349,20 @@ impl AdaptiveThrottle {
             return Duration::ZERO;
         }
         let now = epoch::now_nanos();
-        let tau = epoch::duration_nanos(self.burst);
-        let slot = s.tat.max(now).saturating_sub(tau).max(now);
+        let interval = secs_to_nanos(1.0 / s.rate).max(1);
+        let slot = s
+            .tat
+            .max(now)
+            .saturating_sub(self.tolerance(interval))
+            .max(now);
         Duration::from_nanos(slot - now)
+    }
+
+    /// How far ahead of its theoretical time an attempt may go: a full bucket lets
+    /// `burst x rate` attempts through at once (the generic cell rate algorithm's tolerance
+    /// `tau - T`; `tau` alone would let one more through).
+    fn tolerance(&self, interval: u64) -> u64 {
+        epoch::duration_nanos(self.burst).saturating_sub(interval)
     }
 
     /// Books the next slot into `booking`; the wait until it, at most [`RECHECK`], if any.
@@ -330,9 +376,8 @@ impl AdaptiveThrottle {
         }
         let now = epoch::now_nanos();
         let interval = secs_to_nanos(1.0 / s.rate).max(1);
-        let tau = epoch::duration_nanos(self.burst);
         s.tat = s.tat.max(now);
-        let slot = s.tat.saturating_sub(tau).max(now);
+        let slot = s.tat.saturating_sub(self.tolerance(interval)).max(now);
         s.tat = s.tat.saturating_add(interval);
         *booking = Booking {
             epoch: s.epoch,
@@ -354,15 +399,14 @@ impl AdaptiveThrottle {
         wait_until(booking.slot, epoch::now_nanos())
     }
 
-    /// Renews the schedule at the current rate: bookings beyond the next slot at that rate are
-    /// forgotten (their callers book anew when they wake); whatever burst the bucket holds is
-    /// kept.
+    /// Renews the schedule at the current rate: bookings beyond the present are forgotten (their
+    /// callers book anew when they wake, the first of them one interval from now at the new
+    /// rate); whatever burst the bucket holds is kept.
     fn reschedule(&self, s: &mut State, now: u64) {
         s.schedule += 1;
         s.schedule_rate = s.rate;
         let tau = epoch::duration_nanos(self.burst);
-        let interval = secs_to_nanos(1.0 / s.rate).max(1);
-        s.tat = s.tat.min(now.saturating_add(tau).saturating_add(interval));
+        s.tat = s.tat.min(now.saturating_add(tau));
     }
 
     fn record(&self, permit_epoch: u64, outcome: AttemptOutcome) {
@@ -377,17 +421,22 @@ impl AdaptiveThrottle {
                 } else if permit_epoch == s.epoch {
                     let w_max = s.rate;
                     s.w_max = w_max;
-                    s.rate = (w_max * self.beta).clamp(self.min_rate, MAX_RATE);
+                    s.rate = self.bound(w_max * self.beta);
                     s.k = self.zero_point(w_max);
                     s.last_decrease = now;
                     s.epoch += 1;
                     s.first_estimate = false;
+                    s.probing = false;
                     self.reschedule(&mut s, now);
                     self.decreases.fetch_add(1, Ordering::Relaxed);
                 }
             }
             _ => {
-                s.count_goodput(now);
+                // Goodput is what the provider accepted: a 503 or a timeout is no evidence of
+                // capacity (nor, not being a rate limit, a reason to slow down).
+                if outcome == AttemptOutcome::Success {
+                    s.count_goodput(now);
+                }
                 if !s.enabled {
                     return;
                 }
@@ -397,6 +446,11 @@ impl AdaptiveThrottle {
                     let goodput = s.goodput(now);
                     if goodput > s.w_max {
                         self.plateau(&mut s, goodput, now);
+                    }
+                } else if s.probing {
+                    let doubled = 2.0 * s.goodput(now);
+                    if doubled > s.rate {
+                        self.plateau(&mut s, doubled, now);
                     }
                 } else {
                     s.rate = self.cubic(&s, now);
@@ -486,6 +540,7 @@ impl fmt::Debug for AdaptiveThrottle {
             .field("beta", &self.beta)
             .field("scale", &self.scale)
             .field("min_rate", &self.min_rate)
+            .field("max_rate", &self.max_rate)
             .field("burst", &self.burst)
             .finish()
     }
@@ -747,6 +802,74 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_guessed_rate_doubles_while_the_provider_keeps_accepting() {
+        let t = AdaptiveThrottle::new()
+            .initial_rate(10.0)
+            .burst(Duration::ZERO);
+        // Callers always waiting, every attempt accepted at its slot.
+        let mut rate_at = Vec::new();
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            let (mut wait, mut p) = admit(&t);
+            while !wait.is_zero() {
+                tokio::time::advance(wait).await;
+                (wait, p) = confirm(&t, p);
+            }
+            (&t).settle(p, AttemptOutcome::Success);
+            rate_at.push((start.elapsed(), t.rate().unwrap()));
+        }
+        let rate_after = |secs: u64| {
+            rate_at
+                .iter()
+                .find(|(at, _)| *at >= Duration::from_secs(secs))
+                .map(|(_, r)| *r)
+                .unwrap()
+        };
+        // Twice what the provider accepted in the last second: about 20, 40, 80.
+        assert!(rate_after(1) >= 19.0, "{}", rate_after(1));
+        assert!(rate_after(2) >= 38.0, "{}", rate_after(2));
+        let probed = t.rate().unwrap();
+        assert!(probed >= 70.0, "{probed}");
+        // The first rate limit ends the probing: a cut by beta, then the cubic curve.
+        (&t).settle(admit(&t).1, LIMITED);
+        let cut = t.rate().unwrap();
+        assert!((cut - probed * 0.7).abs() < 1e-9, "{cut} after {probed}");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        (&t).settle(admit(&t).1, AttemptOutcome::Success);
+        assert!(t.rate().unwrap() < probed, "no more doubling after a cut");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_stops_the_probing_and_the_climb() {
+        let t = AdaptiveThrottle::new()
+            .initial_rate(10.0)
+            .max_rate(10.0)
+            .burst(Duration::ZERO);
+        // 10 per second, every attempt accepted: no doubling past the ceiling.
+        let mut waits = Vec::new();
+        for _ in 0..40 {
+            let (mut wait, mut p) = admit(&t);
+            waits.push(wait);
+            while !wait.is_zero() {
+                tokio::time::advance(wait).await;
+                (wait, p) = confirm(&t, p);
+            }
+            (&t).settle(p, AttemptOutcome::Success);
+        }
+        assert_eq!(t.rate(), Some(10.0));
+        assert!(
+            waits[1..].iter().all(|w| *w == Duration::from_millis(100)),
+            "{waits:?}"
+        );
+        // Cut, the cubic curve climbs back to the ceiling and stays there.
+        (&t).settle(admit(&t).1, LIMITED);
+        assert_eq!(t.rate(), Some(7.0));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        (&t).settle(admit(&t).1, AttemptOutcome::Success);
+        assert_eq!(t.rate(), Some(10.0));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn climbs_back_along_the_cubic_curve() {
         let t = enabled_at(100);
         (&t).settle(admit(&t).1, LIMITED);
@@ -785,7 +908,8 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let admitted: Vec<_> = (0..5).map(|_| admit(&t)).collect();
         let waits: Vec<_> = admitted.iter().map(|(w, _)| w.as_millis()).collect();
-        assert_eq!(waits, [0, 0, 0, 0, 100]);
+        // 10 per second with 300 ms of burst: 3 at once.
+        assert_eq!(waits, [0, 0, 0, 100, 200]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -795,8 +919,8 @@ mod tests {
             .burst(Duration::from_millis(500));
         let admitted: Vec<_> = (0..5).map(|_| admit(&t)).collect();
         let waits: Vec<_> = admitted.iter().map(|(w, _)| w.as_millis()).collect();
-        // A full bucket of 0.5 s at 4/s lets 3 through at once, then one every 250 ms.
-        assert_eq!(waits, [0, 0, 0, 250, 500]);
+        // A full bucket of 0.5 s at 4/s lets 2 through at once, then one every 250 ms.
+        assert_eq!(waits, [0, 0, 250, 500, 750]);
     }
 
     #[test]
@@ -808,6 +932,15 @@ mod tests {
             .initial_rate(0.0);
         assert_eq!((t.beta, t.scale, t.min_rate), (0.7, 1e-6, MAX_RATE));
         assert_eq!(t.initial_rate, Some(1e-3));
+        assert_eq!(
+            AdaptiveThrottle::new().max_rate(f64::NAN).max_rate,
+            MAX_RATE
+        );
+        assert_eq!(AdaptiveThrottle::new().max_rate(0.0).max_rate, 1e-3);
+        // A ceiling below the floor: the floor wins, without a panic.
+        let crossed = AdaptiveThrottle::new().min_rate(5.0).max_rate(1.0);
+        assert_eq!(crossed.bound(100.0), 5.0);
+        assert_eq!(crossed.bound(0.0), 5.0);
         assert_eq!(secs_to_nanos(f64::INFINITY), u64::MAX);
         assert_eq!(secs_to_nanos(f64::NAN), 0);
     }
