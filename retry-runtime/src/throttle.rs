@@ -232,7 +232,7 @@ impl AdaptiveThrottle {
     /// anything. The guess is only a start: until the first rate-limited outcome the rate
     /// follows twice what the provider accepted in the last second (doubling each second while
     /// callers keep it busy and the provider keeps accepting), and from the first rate limit on
-    /// it is cut and climbs back as always. A guess 4x too low costs about half a second in the
+    /// it is cut and climbs back as always. A guess 4x too low costs about a second in the
     /// retry-storm simulation, one 10x too high about half a call per caller (`cargo bench
     /// --bench simulations`). Clamped like [`min_rate`](Self::min_rate).
     #[must_use]
