@@ -647,8 +647,9 @@ mod attribute {
 
     static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new().initial_rate(10.0).max_rate(10.0);
 
-    #[retry_on_failure(max_attempts = 1, throttle = THROTTLE)]
+    #[retry_on_failure(max_attempts = 1, throttle = throttle)]
     async fn paced(
+        throttle: &AdaptiveThrottle,
         p: &Provider,
         at: &std::sync::Mutex<Vec<Duration>>,
         start: Instant,
@@ -657,17 +658,25 @@ mod attribute {
         p.answer()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_throttle_paces_every_caller_that_shares_it() {
+    /// `n` concurrent calls of `paced` through `throttle`, all accepted: when each attempt
+    /// started, in order.
+    async fn starts_of_paced_calls(throttle: &AdaptiveThrottle, n: usize) -> Vec<Duration> {
         let p = Provider::new();
         p.set(Ok(1));
         let at = std::sync::Mutex::new(Vec::new());
         let start = Instant::now();
-        let calls = (0..20).map(|_| paced(&p, &at, start));
+        let calls = (0..n).map(|_| paced(throttle, &p, &at, start));
         let results = futures_join_all(calls).await;
         assert!(results.iter().all(Result::is_ok));
+        assert_eq!(p.calls(), n as u32);
         let mut at = at.into_inner().unwrap();
         at.sort();
+        at
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_paces_every_caller_that_shares_it() {
+        let at = starts_of_paced_calls(&THROTTLE, 20).await;
         // 10 per second with a one-second burst: the first 10 go at once, the next 10 every 100 ms.
         assert!(at[..10].iter().all(|t| *t == Duration::ZERO), "{at:?}");
         let paced: Vec<Duration> = at[10..].to_vec();
@@ -679,29 +688,12 @@ mod attribute {
         .initial_rate(5.0)
         .burst(Duration::ZERO);
 
-    #[retry_on_failure(max_attempts = 1, throttle = LOW_GUESS)]
-    async fn paced_from_a_low_guess(
-        p: &Provider,
-        at: &std::sync::Mutex<Vec<Duration>>,
-        start: Instant,
-    ) -> Result<u32, ProviderError> {
-        at.lock().unwrap().push(start.elapsed());
-        p.answer()
-    }
-
     /// Callers queued at a rate guessed too low are not stuck at it: as the provider keeps
     /// accepting, the rate climbs and the callers already waiting are booked anew at it.
     #[tokio::test(start_paused = true)]
     async fn callers_queued_at_a_low_guess_follow_the_rate_as_it_climbs() {
-        let p = Provider::new();
-        p.set(Ok(1));
-        let at = std::sync::Mutex::new(Vec::new());
-        let start = Instant::now();
-        let calls = (0..100).map(|_| paced_from_a_low_guess(&p, &at, start));
-        let results = futures_join_all(calls).await;
-        assert!(results.iter().all(Result::is_ok));
-        let at = at.into_inner().unwrap();
-        let last = *at.iter().max().unwrap();
+        let at = starts_of_paced_calls(&LOW_GUESS, 100).await;
+        let last = *at.last().unwrap();
         // At the guessed 5 per second the last caller would start at 19.8 s.
         assert!(
             last < Duration::from_secs(10),
@@ -710,7 +702,6 @@ mod attribute {
         assert!(LOW_GUESS.rate().unwrap() > 10.0, "{:?}", LOW_GUESS.rate());
         // Booking anew is not admitting anew: one admission per attempt.
         assert_eq!(LOW_GUESS.stats().admitted, 100);
-        assert_eq!(p.calls(), 100);
     }
 
     /// Polls every future to completion on the current task.

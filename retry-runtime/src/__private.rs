@@ -2,6 +2,7 @@
 //! without notice.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::{
@@ -265,14 +266,10 @@ pub async fn wait_admitted<G: crate::Gate>(
 ) -> Result<G::Permit, crate::CircuitOpen> {
     loop {
         sleep(wait).await;
-        if crate::testing::sleeping_disabled() {
-            return Ok(permit);
-        }
-        match gate.confirm(permit) {
-            crate::Admission::Proceed(p) => return Ok(p),
-            crate::Admission::Wait(d, p) => (wait, permit) = (d, p),
-            crate::Admission::Reject(open) => return Err(open),
-        }
+        (wait, permit) = match confirm_after_wait(gate, permit) {
+            ControlFlow::Break(admitted) => return admitted,
+            ControlFlow::Continue(again) => again,
+        };
     }
 }
 
@@ -284,14 +281,25 @@ pub fn wait_admitted_blocking<G: crate::Gate>(
 ) -> Result<G::Permit, crate::CircuitOpen> {
     loop {
         sleep_blocking(wait);
-        if crate::testing::sleeping_disabled() {
-            return Ok(permit);
-        }
-        match gate.confirm(permit) {
-            crate::Admission::Proceed(p) => return Ok(p),
-            crate::Admission::Wait(d, p) => (wait, permit) = (d, p),
-            crate::Admission::Reject(open) => return Err(open),
-        }
+        (wait, permit) = match confirm_after_wait(gate, permit) {
+            ControlFlow::Break(admitted) => return admitted,
+            ControlFlow::Continue(again) => again,
+        };
+    }
+}
+
+/// One step of [`wait_admitted`] once a wait is over: admitted (or turned away), or another wait.
+fn confirm_after_wait<G: crate::Gate>(
+    gate: &G,
+    permit: G::Permit,
+) -> ControlFlow<Result<G::Permit, crate::CircuitOpen>, (Duration, G::Permit)> {
+    if crate::testing::sleeping_disabled() {
+        return ControlFlow::Break(Ok(permit));
+    }
+    match gate.confirm(permit) {
+        crate::Admission::Proceed(p) => ControlFlow::Break(Ok(p)),
+        crate::Admission::Wait(d, p) => ControlFlow::Continue((d, p)),
+        crate::Admission::Reject(open) => ControlFlow::Break(Err(open)),
     }
 }
 
