@@ -47,6 +47,40 @@ struct Tally {
     other: AtomicU64,
 }
 
+impl Tally {
+    const fn new() -> Tally {
+        Tally {
+            retries: AtomicU64::new(0),
+            budget_empty: AtomicU64::new(0),
+            circuit_open: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The stress tests' calls: 4 attempts, 1 ms doubling to 3 ms.
+fn stress_policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(4)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(3))
+        .build()
+        .unwrap()
+}
+
+/// Waits for every caller: (succeeded, turned away by the breaker, failed otherwise).
+async fn outcomes(mut tasks: tokio::task::JoinSet<Result<(), Error>>) -> (u64, u64, u64) {
+    let (mut ok, mut open, mut failed) = (0u64, 0u64, 0u64);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => ok += 1,
+            Err(Error::Open) => open += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    (ok, open, failed)
+}
+
 impl<E> Observer<E> for Tally {
     fn on_retry(&self, _: &E, _: &RetryEvent) -> Result<(), GiveUpReason> {
         Ok(())
@@ -100,21 +134,11 @@ async fn ten_thousand_callers_share_a_breaker_a_budget_and_a_throttle() {
     static THROTTLE: AdaptiveThrottle = AdaptiveThrottle::new()
         .min_rate(200_000.0)
         .burst(Duration::from_micros(100));
-    static TALLY: Tally = Tally {
-        retries: AtomicU64::new(0),
-        budget_empty: AtomicU64::new(0),
-        circuit_open: AtomicU64::new(0),
-        other: AtomicU64::new(0),
-    };
+    static TALLY: Tally = Tally::new();
     static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
     static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
 
-    let policy = RetryPolicy::builder()
-        .max_attempts(4)
-        .initial_delay(Duration::from_millis(1))
-        .max_delay(Duration::from_millis(3))
-        .build()
-        .unwrap();
+    let policy = stress_policy();
     let mut tasks = tokio::task::JoinSet::new();
     for caller in 0..CALLERS {
         tasks.spawn(async move {
@@ -139,14 +163,7 @@ async fn ten_thousand_callers_share_a_breaker_a_budget_and_a_throttle() {
             .await
         });
     }
-    let (mut ok, mut open, mut failed) = (0u64, 0u64, 0u64);
-    while let Some(result) = tasks.join_next().await {
-        match result.unwrap() {
-            Ok(()) => ok += 1,
-            Err(Error::Open) => open += 1,
-            Err(_) => failed += 1,
-        }
-    }
+    let (ok, open, failed) = outcomes(tasks).await;
     let attempts = ATTEMPTS.load(Relaxed);
     let breaker = BREAKER.stats();
     let budget = BUDGET.stats();
@@ -830,20 +847,10 @@ async fn ten_thousand_callers_share_a_ratio_breaker() {
         .failure_ratio(0.3, Duration::from_millis(10), 20)
         .cool_down(Duration::from_millis(1))
         .probes(1);
-    static TALLY: Tally = Tally {
-        retries: AtomicU64::new(0),
-        budget_empty: AtomicU64::new(0),
-        circuit_open: AtomicU64::new(0),
-        other: AtomicU64::new(0),
-    };
+    static TALLY: Tally = Tally::new();
     static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
 
-    let policy = RetryPolicy::builder()
-        .max_attempts(4)
-        .initial_delay(Duration::from_millis(1))
-        .max_delay(Duration::from_millis(3))
-        .build()
-        .unwrap();
+    let policy = stress_policy();
     let mut tasks = tokio::task::JoinSet::new();
     for caller in 0..CALLERS {
         tasks.spawn(async move {
@@ -862,14 +869,7 @@ async fn ten_thousand_callers_share_a_ratio_breaker() {
             .await
         });
     }
-    let (mut ok, mut open, mut failed) = (0u64, 0u64, 0u64);
-    while let Some(result) = tasks.join_next().await {
-        match result.unwrap() {
-            Ok(()) => ok += 1,
-            Err(Error::Open) => open += 1,
-            Err(_) => failed += 1,
-        }
-    }
+    let (ok, open, failed) = outcomes(tasks).await;
     let s = BREAKER.stats();
     let retries = TALLY.retries.load(Relaxed);
     assert_eq!(ok + open + failed, CALLERS);
