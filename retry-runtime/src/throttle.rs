@@ -257,7 +257,8 @@ impl AdaptiveThrottle {
     /// for a throttle never rejects; for code that holds an `AdaptiveThrottle` and no other gate.
     ///
     /// After sleeping the wait, ask [`Gate::confirm`] (on `&AdaptiveThrottle`) whether the
-    /// attempt may go: a wait is at most [`RECHECK`](Self::RECHECK), and the booking may have been made anew.
+    /// attempt may go: a wait is at most [`RECHECK`](Self::RECHECK), and the booking may have
+    /// been made anew meanwhile.
     pub fn acquire(&self) -> (Option<Duration>, ThrottlePermit<'_>) {
         let mut permit = ThrottlePermit {
             throttle: self,
