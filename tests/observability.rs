@@ -456,6 +456,46 @@ fn first_attempt_successes_are_exact_from_many_threads_and_never_allocate() {
     assert_eq!(f.retry_histogram.counts[0], THREADS * CALLS);
 }
 
+/// `immediate` as the attribute writes it: its recorder finds each thread's counter through a
+/// thread-local of the fn's own.
+#[retry_runtime::retry_on_failure(stats = true, name = "observability::immediate_attribute")]
+async fn immediate_through_the_attribute(x: u32) -> R {
+    Ok(x + 1)
+}
+
+#[test]
+fn first_attempt_successes_through_the_attribute_are_exact_from_many_threads() {
+    const THREADS: u64 = 16;
+    const CALLS: u64 = 20_000;
+    let name = "observability::immediate_attribute";
+    // Two rounds of threads: the second round reuses the slots (and finds its caches empty).
+    for round in 1..=2 {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    // The thread's first call fills its cache (and registers the fn); after
+                    // that, no call allocates.
+                    let first = poll_once(immediate_through_the_attribute(1));
+                    assert_eq!(first, Poll::Ready(Ok(2)));
+                    let before = allocations();
+                    for i in 1..CALLS as u32 {
+                        let call = poll_once(immediate_through_the_attribute(i));
+                        assert_eq!(call, Poll::Ready(Ok(i + 1)));
+                    }
+                    allocations() - before
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 0, "allocations per thread after warm-up");
+        }
+        let f = *stats::snapshot().get(name).unwrap();
+        let n = round * THREADS * CALLS;
+        assert_eq!((f.calls, f.succeeded_first_attempt), (n, n));
+        assert_eq!((f.attempts, f.retries, f.unfinished), (n, 0, 0));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_table_lists_each_fn_with_its_give_ups_and_retries() {
     static STATS: FnStats = FnStats::new("observability::table");
