@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "target", "compile-time")
 
-HEADER = """#![allow(dead_code)]
+HEADER = """#![allow(dead_code, unused_imports)]
 use std::time::Duration;
 
 #[derive(Debug)]

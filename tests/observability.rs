@@ -788,8 +788,8 @@ mod metrics_feature {
     }
 }
 
-// ---- Through the attribute: the keys a user writes (`stats`, `on_retry`, `on_give_up`, `context`,
-// `name`) and the features that apply to every annotated fn. ----
+// ---- Through the attribute: the keys a user writes (`stats`, `on_retry`, `on_give_up`,
+// `on_success`, `context`, `name`) and the features that apply to every annotated fn. ----
 
 mod attribute {
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -798,6 +798,7 @@ mod attribute {
 
     use retry_runtime::{
         retry_on_failure, stats, AttemptContext, GiveUpEvent, GiveUpReason, RetryEvent, Retryable,
+        SuccessEvent,
     };
     use tokio::time::Instant;
 
@@ -888,6 +889,97 @@ mod attribute {
         assert_eq!(
             *GIVE_UPS.lock().unwrap(),
             [("openai.complete", GiveUpReason::Exhausted, 3, Some(ms(300)))]
+        );
+    }
+
+    /// What `on_success` saw, per test: each test's fn has its own name.
+    static SUCCESSES: Mutex<Vec<SuccessEvent>> = Mutex::new(Vec::new());
+
+    fn successes_of(name: &str) -> Vec<SuccessEvent> {
+        let all = SUCCESSES.lock().unwrap();
+        all.iter().filter(|e| e.name == name).copied().collect()
+    }
+
+    #[retry_on_failure(
+        max_attempts = 3,
+        initial_delay = 0.1,
+        jitter = "none",
+        name = "attribute.on_success",
+        on_success = |event| SUCCESSES.lock().unwrap().push(*event),
+    )]
+    async fn reports_success(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_success_runs_once_per_successful_call_with_its_attempts_and_elapsed_time() {
+        let ms = Duration::from_millis;
+        let name = "attribute.on_success";
+        // At once; after two retries (100 ms, then 200 ms); a give-up; a bad key.
+        let scripts = [
+            vec![Ok(1)],
+            vec![
+                Err(ApiError::Unavailable),
+                Err(ApiError::Unavailable),
+                Ok(2),
+            ],
+            vec![Err(ApiError::Unavailable)],
+            vec![Err(ApiError::BadKey)],
+        ];
+        let mut results = Vec::new();
+        for steps in scripts {
+            results.push(reports_success(&Script::new(steps)).await);
+        }
+        assert_eq!(
+            results,
+            [
+                Ok(1),
+                Ok(2),
+                Err(ApiError::Unavailable),
+                Err(ApiError::BadKey)
+            ]
+        );
+        assert_eq!(
+            successes_of(name),
+            [
+                SuccessEvent::new(name, 1, Some(ms(0))),
+                SuccessEvent::new(name, 3, Some(ms(300))),
+            ],
+            "one event per call that returned Ok, none for the two that failed"
+        );
+    }
+
+    fn log_success(event: &SuccessEvent) {
+        SUCCESSES.lock().unwrap().push(*event);
+    }
+
+    /// A fn path as the hook, next to the other hooks and a fallback: a result the fallback makes
+    /// up is not a success.
+    #[retry_on_failure(
+        max_attempts = 2,
+        initial_delay = 1,
+        jitter = "none",
+        name = "attribute.on_success_with_fallback",
+        on_retry = |_err, _event| {},
+        on_give_up = |_err, _event| {},
+        on_success = log_success,
+        fallback = |_err| Ok(0),
+    )]
+    async fn falls_back(s: &Script) -> Result<u32, ApiError> {
+        s.next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fallback_result_is_not_a_success() {
+        let name = "attribute.on_success_with_fallback";
+        let down = Script::new(vec![Err(ApiError::Unavailable)]);
+        assert_eq!(falls_back(&down).await, Ok(0));
+        assert_eq!(successes_of(name), []);
+        let flaky = Script::new(vec![Err(ApiError::Unavailable), Ok(5)]);
+        assert_eq!(falls_back(&flaky).await, Ok(5));
+        assert_eq!(
+            successes_of(name),
+            [SuccessEvent::new(name, 2, Some(Duration::from_secs(1)))]
         );
     }
 

@@ -109,6 +109,7 @@ keys! {
     stats: Bool(bool) = "stats = true",
     on_retry: Expr(Expr) = "on_retry = log_retry",
     on_give_up: Expr(Expr) = "on_give_up = log_give_up",
+    on_success: Expr(Expr) = "on_success = log_success",
     context: Ident(Ident) = "context = ctx",
     fallback: Expr(Expr) = "fallback = |e| Ok(cached_answer())",
     clone: Idents(Vec<Ident>) = "clone = [prompt]",

@@ -62,10 +62,25 @@ struct Rt;
 
 impl ToTokens for Rt {
     fn to_tokens(&self, tokens: &mut TokenStream) {
+        RtAt(Span::call_site()).to_tokens(tokens);
+    }
+}
+
+/// `::retry_runtime` with every token at `span`: in a call whose tokens all carry one user span,
+/// rustc points its type errors at that span instead of at the whole attribute.
+struct RtAt(Span);
+
+impl ToTokens for RtAt {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let punct = |spacing| {
+            let mut p = Punct::new(':', spacing);
+            p.set_span(self.0);
+            proc_macro2::TokenTree::Punct(p)
+        };
         tokens.extend([
-            proc_macro2::TokenTree::Punct(Punct::new(':', Spacing::Joint)),
-            proc_macro2::TokenTree::Punct(Punct::new(':', Spacing::Alone)),
-            proc_macro2::TokenTree::Ident(Ident::new("retry_runtime", Span::call_site())),
+            punct(Spacing::Joint),
+            punct(Spacing::Alone),
+            proc_macro2::TokenTree::Ident(Ident::new("retry_runtime", self.0)),
         ]);
     }
 }
@@ -263,8 +278,10 @@ fn retry_loop(
 //     CallState::<()>::new()  |  CallState::<Instant>::new()  |  DynCallState::new(policy)
 fn new_call(config: &Config, policy: &TokenStream) -> TokenStream {
     let rt = Rt;
-    let needs_clock =
-        config.on_retry.is_some() || config.on_give_up.is_some() || config.context.is_some();
+    let needs_clock = config.on_retry.is_some()
+        || config.on_give_up.is_some()
+        || config.on_success.is_some()
+        || config.context.is_some();
     match &config.policy {
         PolicySource::Literals(t) if t.max_time.is_none() && !needs_clock => {
             quote!(#rt::__private::CallState::<()>::new())
@@ -292,7 +309,10 @@ struct Observers {
 // a retry it vetoes; then the hooks, statistics, metrics and tracing:
 //     let __retry_budget = budget(&B);
 //     let __retry_on_retry = on_retry::<R, _>(F);
-//     let __retry_on_give_up = on_give_up::<R, _, _>(name, __retry_call.clock(), G);
+//     let __retry_on_give_up = give_up_hook::<R, _>(G);
+//     let __retry_on_give_up = OnGiveUp::new(name, __retry_call.clock(), __retry_on_give_up);
+//     let __retry_on_success = success_hook(S);
+//     let __retry_on_success = OnSuccess::new(name, __retry_call.clock(), __retry_on_success);
 //     let __retry_stats = __retry_fn_stats!(finished, name);   // `stats = true`
 //                                                              // (none with `stats = false`)
 //     let __retry_stats = __retry_stats!(name);                // (without `stats = ..`)
@@ -319,18 +339,35 @@ fn observers(config: &Config, name: &TokenStream, call: &Ident, anchor: &Type) -
         decl.extend(quote_spanned!(b.span()=> let #budget = #rt::__private::budget(&#b);));
         refs.push(budget);
     }
+    // Each hook's closure gets its argument types in a call made of its own tokens and the
+    // return type's (`RtAt`), so that a closure of the wrong shape is reported at the closure
+    // rather than at the whole attribute.
     if let Some(f) = &config.on_retry {
         let hook = local("__retry_on_retry");
+        let rt_f = RtAt(f.span());
         decl.extend(
-            quote_spanned!(f.span()=> let #hook = #rt::__private::on_retry::<#anchor, _>(#f);),
+            quote_spanned!(f.span()=> let #hook = #rt_f::__private::on_retry::<#anchor, _>(#f);),
         );
         refs.push(hook);
     }
     if let Some(f) = &config.on_give_up {
         let hook = local("__retry_on_give_up");
+        let rt_f = RtAt(f.span());
         decl.extend(quote_spanned! {f.span()=>
-            let #hook = #rt::__private::on_give_up::<#anchor, _, _>(#name, #call.clock(), #f);
+            let #hook = #rt_f::__private::give_up_hook::<#anchor, _>(#f);
         });
+        decl.extend(quote! {
+            let #hook = #rt::OnGiveUp::new(#name, #call.clock(), #hook);
+        });
+        refs.push(hook);
+    }
+    if let Some(f) = &config.on_success {
+        let hook = local("__retry_on_success");
+        let rt_f = RtAt(f.span());
+        decl.extend(quote_spanned! {f.span()=>
+            let #hook = #rt_f::__private::success_hook(#f);
+        });
+        decl.extend(quote!(let #hook = #rt::OnSuccess::new(#name, #call.clock(), #hook);));
         refs.push(hook);
     }
     if config.stats == Some(true) {

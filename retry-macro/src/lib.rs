@@ -45,6 +45,7 @@ use proc_macro::TokenStream;
 /// | `stats` | `true` / `false` | the `stats` feature | record per-fn statistics (`retry_runtime::stats::snapshot()`) |
 /// | `on_retry` | closure or fn path, `Fn(&E, &RetryEvent)` | none | runs before each sleep: attempt, delay, elapsed, name |
 /// | `on_give_up` | closure or fn path, `Fn(&E, &GiveUpEvent)` | none | runs once when the call gives up, with the reason |
+/// | `on_success` | closure or fn path, `Fn(&SuccessEvent)` | none | runs once when the call returns `Ok`: attempts, elapsed, name |
 /// | `context` | a name, e.g. `ctx` | none | binds `ctx: &AttemptContext` in the body: attempt number, elapsed, idempotency key |
 /// | `fallback` | closure or fn path, `FnOnce(E) -> Result<T, E>` | none | turns the final error into a result |
 /// | `clone` | argument names, `[a, b]` | none | arguments the body consumes: each attempt gets its own clone |

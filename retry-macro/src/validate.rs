@@ -21,6 +21,7 @@ pub(crate) struct Config {
     pub stats: Option<bool>,
     pub on_retry: Option<Expr>,
     pub on_give_up: Option<Expr>,
+    pub on_success: Option<Expr>,
     /// `context = ctx`: the name bound to the attempt context inside the body.
     pub context: Option<Ident>,
     pub fallback: Option<Expr>,
@@ -148,6 +149,7 @@ pub(crate) fn validate(args: &Args, item: &FnItem, mut errors: Errors) -> syn::R
         stats: args.stats.as_ref().map(|v| v.value),
         on_retry: expr(args.on_retry.as_ref()),
         on_give_up: expr(args.on_give_up.as_ref()),
+        on_success: expr(args.on_success.as_ref()),
         context: args.context.as_ref().map(|v| v.value.clone()),
         fallback: expr(args.fallback.as_ref()),
         clone,

@@ -359,7 +359,20 @@ where
     OnRetry::new(f)
 }
 
-/// `on_give_up = f`, as [`on_retry`]; `clock` is the call's [`CallState::clock`].
+/// `on_give_up = f`: as [`on_retry`], gives the closure its argument types, in a call of its own
+/// so that a closure of the wrong shape is reported at the closure.
+#[inline(always)]
+pub fn give_up_hook<R, F>(f: F) -> F
+where
+    R: IsResult,
+    F: Fn(&R::Err, &GiveUpEvent),
+{
+    f
+}
+
+/// An [`OnGiveUp`] whose closure gets its argument types from `R`; `clock` is the call's
+/// [`CallState::clock`]. (The expansion types the closure with [`give_up_hook`] and builds the
+/// `OnGiveUp` itself.)
 #[inline(always)]
 pub fn on_give_up<R, F, C>(name: &'static str, clock: C, f: F) -> OnGiveUp<F, C>
 where
@@ -368,6 +381,12 @@ where
     C: CallClock,
 {
     OnGiveUp::new(name, clock, f)
+}
+
+/// `on_success = f`: as [`give_up_hook`].
+#[inline(always)]
+pub fn success_hook<F: Fn(&crate::SuccessEvent)>(f: F) -> F {
+    f
 }
 
 /// The call's tracing span and observer (nothing without the `tracing` feature). `fmt` is the

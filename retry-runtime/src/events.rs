@@ -1,4 +1,5 @@
-//! What happens to a call: the retry event passed to hooks, and why a call gave up.
+//! What happens to a call: the events passed to hooks (a retry, a success, a give-up), and why a
+//! call gave up.
 
 use std::fmt;
 use std::time::Duration;
@@ -106,6 +107,29 @@ impl GiveUpEvent {
         GiveUpEvent {
             name,
             reason,
+            attempts,
+            elapsed,
+        }
+    }
+}
+
+/// A call returning `Ok`: passed to an `on_success` hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SuccessEvent {
+    /// The retrying fn: the attribute's `name`, or its module path and fn name.
+    pub name: &'static str,
+    /// The attempts that ran, the successful one included: 1 for a success at the first try.
+    pub attempts: u32,
+    /// Time since the call started, when the call measures it.
+    pub elapsed: Option<Duration>,
+}
+
+impl SuccessEvent {
+    /// An event with these fields, for testing a hook.
+    pub const fn new(name: &'static str, attempts: u32, elapsed: Option<Duration>) -> Self {
+        SuccessEvent {
+            name,
             attempts,
             elapsed,
         }

@@ -1,8 +1,8 @@
-//! User hooks: closures run before each retry's sleep and once when a call gives up, as
-//! [`Observer`]s (tenacity's `before_sleep` and `retry_error_callback`, backoff's `on_backoff` and
-//! `on_giveup`).
+//! User hooks: closures run before each retry's sleep, once when a call gives up and once when it
+//! succeeds, as [`Observer`]s (tenacity's `before_sleep`, `retry_error_callback` and `after`,
+//! backoff's `on_backoff`, `on_giveup` and `on_success`).
 
-use crate::{CallClock, GiveUpEvent, GiveUpReason, Observer, RetryEvent};
+use crate::{CallClock, GiveUpEvent, GiveUpReason, Observer, RetryEvent, SuccessEvent};
 
 /// Runs a closure before each retry's sleep with the error and the [`RetryEvent`] (attempt,
 /// chosen delay, elapsed time, fn name): `on_retry = ..` of the attribute.
@@ -83,5 +83,52 @@ impl<E, F: Fn(&E, &GiveUpEvent), C: CallClock> Observer<E> for OnGiveUp<F, C> {
             elapsed: self.clock.elapsed(),
         };
         (self.f)(err, &event);
+    }
+}
+
+/// Runs a closure once when a call returns `Ok`, with a [`SuccessEvent`] (attempts, elapsed time,
+/// fn name): `on_success = ..` of the attribute, backoff's `on_success`.
+///
+/// The elapsed time comes from the call's clock, as for [`OnGiveUp`]. The closure does not see
+/// the value: it runs before the fn returns it, and the value is the caller's.
+///
+/// ```
+/// use retry_runtime::{CallState, OnSuccess, Observer, SuccessEvent};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// let after_retries = AtomicU32::new(0);
+/// let call = CallState::<()>::new();
+/// let hook = OnSuccess::new("docs.success", call.clock(), |event: &SuccessEvent| {
+///     if event.attempts > 1 {
+///         after_retries.fetch_add(1, Ordering::Relaxed);
+///     }
+/// });
+/// Observer::<std::io::Error>::on_success(&hook, 1);
+/// Observer::<std::io::Error>::on_success(&hook, 3);
+/// assert_eq!(after_retries.load(Ordering::Relaxed), 1);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct OnSuccess<F, C = ()> {
+    name: &'static str,
+    clock: C,
+    f: F,
+}
+
+impl<F, C: CallClock> OnSuccess<F, C> {
+    /// Wraps `f`, called as `f(&event)`, for the fn `name` whose call started at `clock`.
+    pub const fn new(name: &'static str, clock: C, f: F) -> Self {
+        OnSuccess { name, clock, f }
+    }
+}
+
+impl<E, F: Fn(&SuccessEvent), C: CallClock> Observer<E> for OnSuccess<F, C> {
+    #[inline]
+    fn on_success(&self, attempts: u32) {
+        let event = SuccessEvent {
+            name: self.name,
+            attempts,
+            elapsed: self.clock.elapsed(),
+        };
+        (self.f)(&event);
     }
 }

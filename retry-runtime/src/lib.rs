@@ -153,8 +153,9 @@
 //! ## Seeing retries
 //!
 //! `stats = true` (or the `stats` feature, for every annotated fn) records each call in a
-//! [`stats::FnStats`]; [`stats::snapshot()`] lists them all and prints as a table. `on_retry` and
-//! `on_give_up` run closures with a [`RetryEvent`] and a [`GiveUpEvent`]; `context = ctx` binds an
+//! [`stats::FnStats`]; [`stats::snapshot()`] lists them all and prints as a table. `on_retry`,
+//! `on_give_up` and `on_success` run closures with a [`RetryEvent`], a [`GiveUpEvent`] and a
+//! [`SuccessEvent`]; `context = ctx` binds an
 //! [`AttemptContext`] (attempt number, elapsed time, idempotency key) inside the body. The
 //! `tracing` and `metrics` features report through [`tracing_observer`] and [`metrics_observer`].
 //!
@@ -268,9 +269,9 @@ pub use context::{
 };
 pub use env::{default_warning_sink, process_env, EnvPolicy, EnvWarning};
 pub use error::PolicyError;
-pub use events::{GiveUpEvent, GiveUpReason, RetryEvent};
+pub use events::{GiveUpEvent, GiveUpReason, RetryEvent, SuccessEvent};
 pub use gate::{Admission, AttemptOutcome, CircuitOpen, FromCircuitOpen, Gate, Outlook};
-pub use hooks::{OnGiveUp, OnRetry};
+pub use hooks::{OnGiveUp, OnRetry, OnSuccess};
 pub use inspect::{chain, chain_find, chain_has, Inspect};
 pub use jitter::Jitter;
 pub use observe::Observer;
