@@ -267,4 +267,19 @@ fn main() {
         allocating.is_empty(),
         "allocating on the happy path: {allocating:?}"
     );
+    // So is the future-size claim: the attribute's future is no larger than the hand loop's, with
+    // or without classification lists and statistics.
+    for name in [
+        "#[retry_on_failure] (defaults)",
+        "#[retry_on_failure] + retry_on/give_up_on lists",
+        "#[retry_on_failure] + stats = true",
+    ] {
+        let v = variants.iter().find(|v| v.name == name).expect("a variant");
+        let hand = variants[BASELINE].future_size;
+        assert!(
+            v.future_size <= hand,
+            "{name}: a {} B future, the hand loop's is {hand} B",
+            v.future_size
+        );
+    }
 }

@@ -116,6 +116,7 @@ async fn decorrelated_jitter(r: &Recorder) -> Result<usize, usize> {
 async fn jittered_delays_stay_in_their_ranges_and_vary() {
     let bases = ms(&[100, 200, 400, 800, 1000]);
     let mut full_first = Vec::new();
+    let mut decorrelated_longest = Duration::ZERO;
     for _ in 0..200 {
         let r = Recorder::new();
         full_jitter(&r).await.unwrap_err();
@@ -145,8 +146,15 @@ async fn jittered_delays_stay_in_their_ranges_and_vary() {
                 "decorrelated: {gap:?} after {previous:?}"
             );
             previous = gap;
+            decorrelated_longest = decorrelated_longest.max(gap);
         }
     }
+    // Decorrelated jitter grows from the delay before: a gap over 3 × 100 ms needs a previous
+    // delay over 100 ms, so the call carried its previous delay from one retry to the next.
+    assert!(
+        decorrelated_longest > Duration::from_millis(300),
+        "decorrelated never grew: {decorrelated_longest:?}"
+    );
     // Randomness is real: 200 first delays in [0, 100 ms] spread out. tokio's timer has 1 ms
     // resolution, so at most 101 distinct values exist; a fixed delay would give 1.
     full_first.sort();

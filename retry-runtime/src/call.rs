@@ -96,7 +96,9 @@ impl CallClock for Instant {
 #[derive(Clone, Copy, Debug)]
 pub struct CallState<C: CallClock = ()> {
     attempt: u32,
-    previous: Duration,
+    /// In nanoseconds (saturating): one word for the call to initialise, where a `Duration` takes
+    /// two stores. Unread before the second retry.
+    previous_nanos: u64,
     clock: C,
 }
 
@@ -112,7 +114,7 @@ impl<C: CallClock> CallState<C> {
     pub fn new() -> Self {
         CallState {
             attempt: 1,
-            previous: Duration::ZERO,
+            previous_nanos: 0,
             clock: C::start(),
         }
     }
@@ -254,7 +256,7 @@ impl<C: CallClock> CallState<C> {
         let previous = if self.attempt == 1 {
             policy.initial_delay
         } else {
-            self.previous
+            Duration::from_nanos(self.previous_nanos)
         };
         let backoff = policy.delay(self.attempt, previous, rand::random());
         let delay = match class.retry_after_hint() {
@@ -271,7 +273,7 @@ impl<C: CallClock> CallState<C> {
                 return Err(GiveUpReason::Deadline);
             }
         }
-        self.previous = backoff;
+        self.previous_nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
         Ok(delay)
     }
 }
