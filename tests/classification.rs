@@ -261,6 +261,35 @@ async fn a_hint_above_the_default_cap_returns_the_error_without_sleeping() {
     assert_eq!(a.start().elapsed(), Duration::ZERO);
 }
 
+#[retry_on_failure(
+    max_attempts = 2,
+    initial_delay = 0.1,
+    jitter = "none",
+    max_retry_after = 5
+)]
+async fn capped_hint(a: &Attempts, retry_after: &'static str) -> Result<(), ApiError> {
+    a.record();
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        &headers(retry_after),
+        "rate limited",
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attributes_max_retry_after_caps_the_hints_it_honours() {
+    // 6 s is above the fn's `max_retry_after = 5`: the error comes back at once.
+    let a = Attempts::new();
+    capped_hint(&a, "6").await.unwrap_err();
+    assert_eq!((a.count(), a.start().elapsed()), (1, Duration::ZERO));
+    // 5 s is honoured: the second attempt comes 5 s later, plus at most a tenth of a spread.
+    let a = Attempts::new();
+    capped_hint(&a, "5").await.unwrap_err();
+    assert_eq!(a.count(), 2);
+    let waited = a.start().elapsed();
+    assert!(waited >= S(5) && waited <= MS(5500), "{waited:?}");
+}
+
 #[retry_on_failure(max_attempts = 3, initial_delay = 0.1, jitter = "none")]
 async fn status(a: &Attempts, s: StatusCode) -> Result<(), StatusCode> {
     a.record();

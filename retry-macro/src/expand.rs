@@ -144,7 +144,6 @@ impl Locals {
 //     the validated config, the fn body `{ body }` and the type each attempt returns, `R`
 // Output (without the optional pieces, each generated only when its key is given):
 //     {
-//         const __RETRY_POLICY: RetryPolicy = literal_policy(<validated literals>); // unless default
 //         let mut __retry_call = CallState::<()>::new();
 //         let __retry_stats = __retry_stats!(name);    // these three are zero-sized no-ops
 //         let __retry_metrics = __retry_metrics!(name);  // unless the runtime's `stats`,
@@ -607,28 +606,24 @@ fn with_timeout(config: &Config, anchor: &Type, attempt: TokenStream) -> TokenSt
 }
 
 // Output: the declaration of the policy and a `&RetryPolicy` expression for it:
-//     (nothing)                                                and `&RetryPolicy::DEFAULT`
-//     const __RETRY_POLICY: RetryPolicy = literal_policy(..);  and `&__RETRY_POLICY`
+//     (nothing)                                  and `&RetryPolicy::DEFAULT`
+//     (nothing)                                  and `&LiteralPolicy::<A, B, C>::POLICY`
 //     static __RETRY_ENV: EnvPolicy = EnvPolicy::new("LLM", literal_policy(..));
-//     let policy = __RETRY_ENV.get();                          and `policy`
-//     let policy: RetryPolicy = *config(&(<config expr>));     and `&policy`
-// A const is referenced directly rather than through a local, which would be stored in the
+//     let policy = __RETRY_ENV.get();            and `policy`
+// let policy: RetryPolicy = *config(&(<config expr>));  and `&policy`
+// A constant is referenced directly rather than through a local, which would be stored in the
 // future across every await; a policy built at the call (`&literal_policy(..)`) would be written
-// to the stack on every call, since the out-of-line retry path takes its address. The defaults
-// need no const at all, whose evaluation is a noticeable part of a fn's compile time.
+// to the stack on every call, since the out-of-line retry path takes its address. Literals are
+// the generic arguments of a constant rather than a `const` item per fn: rustc evaluates the
+// constant once per distinct set of literals, where each item was evaluated (a tenth of the
+// attribute's compile cost over a hand-written loop). The defaults need neither.
 fn policy_decl(config: &Config, policy: &Ident) -> (TokenStream, TokenStream) {
     match &config.policy {
         PolicySource::Literals(timing) if is_default(timing) => (
             TokenStream::new(),
             quote!(&::retry_runtime::RetryPolicy::DEFAULT),
         ),
-        PolicySource::Literals(timing) => {
-            let literals = policy_literals(timing);
-            let decl = quote! {
-                const __RETRY_POLICY: ::retry_runtime::RetryPolicy = #literals;
-            };
-            (decl, quote!(&__RETRY_POLICY))
-        }
+        PolicySource::Literals(timing) => (TokenStream::new(), policy_type(timing)),
         PolicySource::Env { prefix, base } => {
             let literals = policy_literals(base);
             let decl = quote! {
@@ -661,6 +656,35 @@ fn is_default(t: &Timing) -> bool {
         && t.jitter == "Full"
         && t.max_time.is_none()
         && t.max_retry_after.is_none_or(|s| s == 120.0)
+}
+
+/// `&LiteralPolicy::<SHAPE_FACTOR, DELAYS, LIMITS>::POLICY`: see the runtime's
+/// `__private::LiteralPolicy` for the encoding.
+fn policy_type(t: &Timing) -> TokenStream {
+    let index = |names: &[&str], name: &str| -> u128 {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .expect("a validated name") as u128
+    };
+    let backoff = index(
+        &["Exponential", "Constant", "Linear", "Fibonacci"],
+        t.backoff,
+    );
+    let jitter = index(&["Full", "Equal", "Decorrelated", "None"], t.jitter);
+    let nanos = |secs: Option<f64>| u128::from(secs.map_or(0, duration_nanos));
+    let shape_factor = u128::from(t.max_attempts) << 96
+        | u128::from(t.max_time.is_some()) << 81
+        | u128::from(t.max_retry_after.is_some()) << 80
+        | backoff << 72
+        | jitter << 64
+        | u128::from(t.backoff_factor.to_bits());
+    let delays = nanos(Some(t.initial_delay)) << 64 | nanos(Some(t.max_delay));
+    let limits = nanos(t.max_time) << 64 | nanos(t.max_retry_after);
+    let [shape_factor, delays, limits] = [shape_factor, delays, limits].map(Literal::u128_suffixed);
+    quote! {
+        &::retry_runtime::__private::LiteralPolicy::<#shape_factor, #delays, #limits>::POLICY
+    }
 }
 
 fn policy_literals(t: &Timing) -> TokenStream {
@@ -783,13 +807,18 @@ fn duration(secs: f64) -> TokenStream {
     quote!((#whole, #nanos))
 }
 
-fn duration_parts(secs: f64) -> (Literal, Literal) {
+/// Validated seconds in nanoseconds, rounded, saturating at `u64::MAX` (584 years).
+fn duration_nanos(secs: f64) -> u64 {
     let n = (secs * 1e9).round();
-    let n = if n >= u64::MAX as f64 {
+    if n >= u64::MAX as f64 {
         u64::MAX
     } else {
         n as u64
-    };
+    }
+}
+
+fn duration_parts(secs: f64) -> (Literal, Literal) {
+    let n = duration_nanos(secs);
     (
         Literal::u64_suffixed(n / 1_000_000_000),
         Literal::u32_suffixed((n % 1_000_000_000) as u32),

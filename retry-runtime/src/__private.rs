@@ -108,6 +108,57 @@ pub const fn policy(
     }
 }
 
+/// The policy of an attribute's validated literals, as a type whose constant [`POLICY`] the
+/// expansion references: `&LiteralPolicy::<..>::POLICY`. rustc evaluates an associated constant
+/// once per set of generic arguments, so the fns of a crate that share their literals (the usual
+/// case: a handful of settings per provider) share one evaluation, where a `const` item in each
+/// fn is evaluated per fn, a noticeable part of its compile time. Three arguments, as each costs
+/// a little to lower:
+///
+/// - `SHAPE_FACTOR`: `max_attempts << 96 | has_max_time << 81 | has_max_retry_after << 80 |
+///   backoff << 72 | jitter << 64 | backoff_factor bits` (the enums by declaration order);
+/// - `DELAYS`: `initial_delay << 64 | max_delay`;
+/// - `LIMITS`: `max_time << 64 | max_retry_after`;
+///
+/// durations in nanoseconds, saturated by the macro at `u64::MAX`.
+///
+/// [`POLICY`]: LiteralPolicy::POLICY
+pub struct LiteralPolicy<const SHAPE_FACTOR: u128, const DELAYS: u128, const LIMITS: u128>;
+
+impl<const SHAPE_FACTOR: u128, const DELAYS: u128, const LIMITS: u128>
+    LiteralPolicy<SHAPE_FACTOR, DELAYS, LIMITS>
+{
+    /// The policy.
+    pub const POLICY: RetryPolicy = policy(
+        (SHAPE_FACTOR >> 96) as u32,
+        (DELAYS >> 64) as u64,
+        DELAYS as u64,
+        f64::from_bits(SHAPE_FACTOR as u64),
+        match (SHAPE_FACTOR >> 72) as u8 {
+            0 => Backoff::Exponential,
+            1 => Backoff::Constant,
+            2 => Backoff::Linear,
+            _ => Backoff::Fibonacci,
+        },
+        match (SHAPE_FACTOR >> 64) as u8 {
+            0 => Jitter::Full,
+            1 => Jitter::Equal,
+            2 => Jitter::Decorrelated,
+            _ => Jitter::None,
+        },
+        if SHAPE_FACTOR & (1 << 81) != 0 {
+            Some((LIMITS >> 64) as u64)
+        } else {
+            None
+        },
+        if SHAPE_FACTOR & (1 << 80) != 0 {
+            Some(LIMITS as u64)
+        } else {
+            None
+        },
+    );
+}
+
 pub use crate::env::EnvPolicy;
 /// The sleep between two attempts of a blocking fn: `std::thread::sleep`, skipped under
 /// [`testing::no_sleep`](crate::testing::no_sleep).
