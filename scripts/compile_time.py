@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Compile cost of the attribute: a crate with N annotated fns against the same crate with N
 hand-written retry loops. Dependencies are built once (warm); what is timed is rebuilding the
-generated crate alone, several times, alternating the two crates. Prints a markdown table.
+generated crate alone, several times, alternating the crates. Prints a markdown table.
 
-Usage: python3 scripts/compile_time.py [--fns 200] [--runs 7] [--release] [--instructions]
+Usage: python3 scripts/compile_time.py [--fns 200] [--runs 7] [--release] [--instructions] [--codegen]
 
 `--instructions` also counts the instructions rustc executes for each crate (one full build of
 it under callgrind, a minute or two each): deterministic, unlike the seconds on a shared machine,
 and split into the attribute's own run (the proc macro) and everything else.
 
-Three crates: hand-written loops; the attribute with literals (`max_attempts = .., initial_delay =
-0.5, max_delay = 10.0`, as a provider client sets them); the bare attribute (every default).
+Four crates: hand-written loops; the attribute with literals (`max_attempts = 3..5, initial_delay
+= 0.5, max_delay = 10.0`, as a provider client sets them: three distinct sets); the same with an
+initial delay of its own in every fn (no two fns share their policy constant, the worst case);
+the bare attribute (every default).
 """
 import argparse
 import os
@@ -46,6 +48,10 @@ impl Client {{
     }}
 }}
 """
+
+# Every fn with literals of its own (an initial delay from 0.500 s up), so that no two share the
+# evaluation of their policy constant: the worst case for the attribute.
+ANNOTATED_DISTINCT = ANNOTATED.replace("initial_delay = 0.5", "initial_delay = {delay}")
 
 ANNOTATED_DEFAULTS = """
 impl Client {{
@@ -105,14 +111,28 @@ rand = "0.10"
 """
 
 
-def generate(name, template, fns):
+# With `--codegen`: every fn's future boxed as a trait object, so that rustc generates its code in
+# this crate (as a binary calling the fns would); without, a library's async fns are only
+# type-checked here.
+CODEGEN = """
+pub fn futures<'a>(c: &'a Client) -> Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, ProviderError>> + 'a>>> {{
+    vec![{calls}]
+}}
+"""
+
+
+def generate(name, template, fns, codegen=False):
     path = os.path.join(WORK, name)
     os.makedirs(os.path.join(path, "src"), exist_ok=True)
     with open(os.path.join(path, "Cargo.toml"), "w") as f:
         f.write(manifest(name))
     body = [HEADER]
     for i in range(fns):
-        body.append(template.format(i=i, attempts=3 + i % 3, modulo=2 + i % 5))
+        body.append(template.format(
+            i=i, attempts=3 + i % 3, modulo=2 + i % 5, delay=f"{0.5 + i / 1000:.3f}"))
+    if codegen:
+        calls = ", ".join(f"Box::pin(c.call_{i}(\"x\"))" for i in range(fns))
+        body.append(CODEGEN.format(calls=calls))
     with open(os.path.join(path, "src", "lib.rs"), "w") as f:
         f.write("".join(body))
     return path
@@ -135,7 +155,7 @@ def build(path, release, incremental, wrapper=None):
 WRAPPER = """#!/bin/sh
 rustc="$1"; shift
 case " $* " in
-  *" --crate-name hand "*|*" --crate-name annotated "*|*" --crate-name defaults "*)
+  *" --crate-name hand "*|*" --crate-name annotated "*|*" --crate-name distinct "*|*" --crate-name defaults "*)
     for a in "$@"; do [ -n "$next" ] && name="$a" && next=; [ "$a" = --crate-name ] && next=1; done
     exec valgrind --tool=callgrind --callgrind-out-file="{work}/callgrind.$name" "$rustc" "$@" 2>/dev/null ;;
   *) exec "$rustc" "$@" ;;
@@ -168,27 +188,38 @@ def instructions(path, name, release):
     return total, macro
 
 
+CRATES = (
+    ("hand", "hand-written loops"),
+    ("annotated", "#[retry_on_failure(..literals..)], 3 distinct sets"),
+    ("distinct", "#[retry_on_failure(..literals..)], every fn its own"),
+    ("defaults", "#[retry_on_failure]"),
+)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fns", type=int, default=200)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--release", action="store_true")
     ap.add_argument("--instructions", action="store_true")
+    ap.add_argument("--codegen", action="store_true",
+                    help="also generate every fn's code (box each future), as a binary would")
     args = ap.parse_args()
 
-    for name in ("annotated", "defaults", "hand"):
+    for name, _ in CRATES:
         shutil.rmtree(os.path.join(WORK, name), ignore_errors=True)
+    templates = {
+        "hand": HAND,
+        "annotated": ANNOTATED,
+        "distinct": ANNOTATED_DISTINCT,
+        "defaults": ANNOTATED_DEFAULTS,
+    }
     crates = {
-        "hand": generate("hand", HAND, args.fns),
-        "annotated": generate("annotated", ANNOTATED, args.fns),
-        "defaults": generate("defaults", ANNOTATED_DEFAULTS, args.fns),
+        name: generate(name, template, args.fns, args.codegen)
+        for name, template in templates.items()
     }
     profile = "release" if args.release else "debug"
-    print(f"{args.fns} fns, {profile} build of the generated crate only (dependencies built), "
-          f"median of {args.runs} runs, the crates alternating")
-    print("| build | hand-written loops (s) | #[retry_on_failure(..literals..)] (s) | ratio "
-          "| #[retry_on_failure] (s) | ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    seconds = {}
     for incremental in (False, True):
         for path in crates.values():  # warm: dependencies, proc-macro, incremental cache
             build(path, args.release, incremental)
@@ -196,24 +227,31 @@ def main():
         for _ in range(args.runs):
             for name, path in crates.items():
                 times[name].append(build(path, args.release, incremental))
-        hand = statistics.median(times["hand"])
-        annotated = statistics.median(times["annotated"])
-        defaults = statistics.median(times["defaults"])
-        kind = "incremental rebuild (touch)" if incremental else "full crate build"
-        print(f"| {kind} | {hand:.2f} | {annotated:.2f} | {annotated / hand:.2f}x "
-              f"| {defaults:.2f} | {defaults / hand:.2f}x |")
+        seconds[incremental] = {name: statistics.median(t) for name, t in times.items()}
+    counts = None
     if args.instructions:
-        print()
-        print("instructions rustc executes for a full build of the crate (callgrind)")
-        print("| crate | instructions (M) | vs hand-written | of which in the proc macro (M) |")
-        print("|---|---:|---:|---:|")
         counts = {name: instructions(path, name, args.release) for name, path in crates.items()}
-        hand = counts["hand"][0]
-        for name, label in (("hand", "hand-written loops"),
-                            ("annotated", "#[retry_on_failure(..literals..)]"),
-                            ("defaults", "#[retry_on_failure]")):
+
+    what = "with every fn's future boxed (code generated)" if args.codegen else "async fns unused"
+    print(f"{args.fns} fns, {what}, {profile} build of the generated crate only "
+          f"(dependencies built); "
+          f"seconds: median of {args.runs} runs, the crates alternating"
+          + ("; instructions: rustc under callgrind, one full build" if counts else ""))
+    header = "| crate | full build (s) | ratio | incremental rebuild (s) | ratio |"
+    rule = "|---|---:|---:|---:|---:|"
+    if counts:
+        header += " instructions (M) | ratio | of which in the proc macro (M) |"
+        rule += "---:|---:|---:|"
+    print(header)
+    print(rule)
+    for name, label in CRATES:
+        full, incr = seconds[False], seconds[True]
+        row = (f"| {label} | {full[name]:.2f} | {full[name] / full['hand']:.2f}x "
+               f"| {incr[name]:.2f} | {incr[name] / incr['hand']:.2f}x |")
+        if counts:
             total, macro = counts[name]
-            print(f"| {label} | {total / 1e6:.0f} | {total / hand:.3f}x | {macro / 1e6:.0f} |")
+            row += f" {total / 1e6:.0f} | {total / counts['hand'][0]:.3f}x | {macro / 1e6:.0f} |"
+        print(row)
 
 
 if __name__ == "__main__":

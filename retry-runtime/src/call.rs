@@ -183,7 +183,12 @@ impl<C: CallClock> CallState<C> {
                 // observer tuple is never handed to a function that is not inlined: a tuple whose
                 // address escapes would be written out on every call, success included.
                 let decision = match self.retry_decision(policy, name, class, outlook) {
-                    Ok(event) => observer.on_retry(&err, &event).map(|()| event.delay),
+                    // A `match`, not `.map(|()| ..)`: a closure here would be one more function
+                    // per annotated fn for rustc to generate in debug builds.
+                    Ok(event) => match observer.on_retry(&err, &event) {
+                        Ok(()) => Ok(event.delay),
+                        Err(reason) => Err(reason),
+                    },
                     Err(reason) => Err(reason),
                 };
                 match decision {
