@@ -195,7 +195,7 @@ fn retry_loop(
     };
     let (context_decl, context_bind) = context(config, call);
     let attempt = attempt(config, flavor, body, &anchor, &observers);
-    let classify = classify(config, err);
+    let classify = classify(config, err, &anchor);
     let retry_ok = match &config.classify.retry_if_ok {
         Some(pred) => quote!(#pred),
         None => quote!(#rt::__private::never),
@@ -710,8 +710,10 @@ fn policy_literals(t: &Timing) -> TokenStream {
     }
 }
 
-// Output: the classifying closure passed to `step`, without lists:
-//     |err| (&Probe(err)).__retry_classify()        // the Retryable trait, or "retry"
+// Output: the classifier passed to `step`, without lists:
+//     (&ClassifierOf::<<R as IsResult>::Err>::NEW).__retry_classifier()  // a `fn` pointer: the
+//                                                  // Retryable trait's, or "retry"
+//     |err| (&Probe(err)).__retry_classify()        // the same, when `R` has an `impl Trait`
 // with `retry_if`:
 //     |err| (&Probe(err)).__retry_classify().with_retryable(test(<retry_if>, err))
 // with `retry_on`/`give_up_on` (precedence: give_up_on > retry_on/retry_if > trait > retry):
@@ -720,7 +722,7 @@ fn policy_literals(t: &Timing) -> TokenStream {
 //         decide(chain_has::<G>(d) || .., Some(chain_has::<R>(d) || .. || test(<retry_if>, err)),
 //                || (&Probe(err)).__retry_classify())
 //     }
-fn classify(config: &Config, err: &Ident) -> TokenStream {
+fn classify(config: &Config, err: &Ident, anchor: &Type) -> TokenStream {
     let rt = Rt;
     let lists = &config.classify;
     let own = quote!((&#rt::__private::Probe(#err)).__retry_classify());
@@ -735,6 +737,13 @@ fn classify(config: &Config, err: &Ident) -> TokenStream {
     if lists.retry_on.is_empty() && lists.give_up_on.is_empty() {
         return match retry_if {
             Some(test) => quote!(|#err| { #uses #own.with_retryable(#test) }),
+            // A `fn` pointer picked by the error type where the type can be named (no `impl
+            // Trait` in it): one function per error type for rustc to generate, not a closure
+            // per fn. Only for a type spelled `..Result<..>`: naming the error type of anything
+            // else (`u32`) would repeat the "not a `Result`" error at the attribute.
+            None if !has_infer(anchor) && named_result(anchor) => {
+                quote!(#rt::__retry_classify!(#anchor))
+            }
             None => quote!(#rt::__retry_classify!()),
         };
     }
@@ -823,6 +832,13 @@ fn duration_parts(secs: f64) -> (Literal, Literal) {
         Literal::u64_suffixed(n / 1_000_000_000),
         Literal::u32_suffixed((n % 1_000_000_000) as u32),
     )
+}
+
+/// Whether a type is spelled `Result<..>` or `path::Result<..>` (`anyhow::Result<T>`,
+/// `io::Result<T>`): almost surely a `Result`.
+fn named_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Result"))
 }
 
 /// Whether a type has a `_` in it (an `impl Trait` replaced by `ImplTraitToInfer`).

@@ -11,7 +11,9 @@ use crate::{
 };
 
 pub use crate::call::{CallState, DynCallState, IsResult};
-pub use crate::classify::{Probe, ViaDefault, ViaRetryable};
+pub use crate::classify::{
+    ClassifierOf, Probe, ViaDefault, ViaDefaultType, ViaRetryable, ViaRetryableType,
+};
 pub use crate::context::{AttemptContext, ContextState};
 pub use crate::describe::{
     ByTypeName, Describe, DescribeOpaque, DescribeViaDebug, DescribeViaDisplay, ErrorRef,

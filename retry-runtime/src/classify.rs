@@ -202,6 +202,47 @@ impl<E: ?Sized> ViaDefault for &Probe<'_, E> {
     }
 }
 
+/// [`Probe`] by type: `(&ClassifierOf::<E>::NEW).__retry_classifier()`, with
+/// `ViaRetryableType` and `ViaDefaultType` in scope, is a plain `fn(&E) -> Classification`, `E`'s
+/// `Retryable` impl when it has one and "retry everything" when not. The expansion passes it to
+/// `step` where the fn's error type can be named: unlike a closure, it is not a function of its own
+/// in every annotated fn for rustc to generate, only one per error type.
+#[doc(hidden)]
+pub struct ClassifierOf<E: ?Sized>(std::marker::PhantomData<fn(&E)>);
+
+impl<E: ?Sized> ClassifierOf<E> {
+    /// The probe.
+    pub const NEW: Self = ClassifierOf(std::marker::PhantomData);
+}
+
+#[doc(hidden)]
+pub trait ViaRetryableType<E: ?Sized> {
+    fn __retry_classifier(&self) -> fn(&E) -> Classification;
+}
+
+impl<E: Retryable + ?Sized> ViaRetryableType<E> for ClassifierOf<E> {
+    #[inline(always)]
+    fn __retry_classifier(&self) -> fn(&E) -> Classification {
+        E::classification
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaDefaultType<E: ?Sized> {
+    fn __retry_classifier(&self) -> fn(&E) -> Classification;
+}
+
+impl<E: ?Sized> ViaDefaultType<E> for &ClassifierOf<E> {
+    #[inline(always)]
+    fn __retry_classifier(&self) -> fn(&E) -> Classification {
+        retry_everything::<E>
+    }
+}
+
+fn retry_everything<E: ?Sized>(_: &E) -> Classification {
+    Classification::retry()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +269,20 @@ mod tests {
             Classification::give_up().with_retry_after(Some(Duration::from_secs(3)))
         );
         assert_eq!((&Probe(&Plain)).__retry_classify(), Classification::retry());
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the borrow is what selects the fallback
+    fn the_type_probe_picks_the_same_classifier_as_the_value_probe() {
+        #[allow(unused_imports)]
+        use super::{ViaDefaultType as _, ViaRetryableType as _};
+        let fatal = (&ClassifierOf::<Fatal>::NEW).__retry_classifier();
+        assert_eq!(
+            fatal(&Fatal),
+            Classification::give_up().with_retry_after(Some(Duration::from_secs(3)))
+        );
+        let plain = (&ClassifierOf::<Plain>::NEW).__retry_classifier();
+        assert_eq!(plain(&Plain), Classification::retry());
     }
 
     #[test]

@@ -226,6 +226,13 @@ macro_rules! __retry_observers {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __retry_classify {
+    // The fn's result type `R` can be named: a `fn` pointer chosen by type, no closure.
+    ($r:ty) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaDefaultType as _, ViaRetryableType as _};
+        (&$crate::__private::ClassifierOf::<<$r as $crate::__private::IsResult>::Err>::NEW)
+            .__retry_classifier()
+    }};
     () => {
         |err| {
             #[allow(unused_imports)]
