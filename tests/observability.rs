@@ -134,9 +134,13 @@ async fn hooked(stats: &'static FnStats, seen: &Seen, outcomes: &[R]) -> R {
             retry_runtime::__private::on_retry::<R, _>(|err, event| {
                 seen.retries.lock().unwrap().push((err.to_string(), *event, start.elapsed()));
             }),
-            retry_runtime::__private::on_give_up::<R, _, _>(stats.name(), clock, |err, event| {
-                seen.give_ups.lock().unwrap().push((err.to_string(), *event));
-            }),
+            retry_runtime::OnGiveUp::new(
+                stats.name(),
+                clock,
+                retry_runtime::__private::give_up_hook::<R, _>(|err, event| {
+                    seen.give_ups.lock().unwrap().push((err.to_string(), *event));
+                }),
+            ),
         ),
         |ctx| {
             seen.attempts.lock().unwrap().push((ctx.attempt(), start.elapsed()));
@@ -247,9 +251,13 @@ async fn a_veto_listed_first_hides_the_retry_from_hooks_and_stats() {
         observers: |clock| (
             EmptyBudget,
             retry_runtime::__private::on_retry::<R, _>(|_, _| *retried.lock().unwrap() += 1),
-            retry_runtime::__private::on_give_up::<R, _, _>(STATS.name(), clock, |_, event| {
-                gave_up.lock().unwrap().push(event.reason)
-            }),
+            retry_runtime::OnGiveUp::new(
+                STATS.name(),
+                clock,
+                retry_runtime::__private::give_up_hook::<R, _>(|_, event| {
+                    gave_up.lock().unwrap().push(event.reason)
+                }),
+            ),
         ),
         |_ctx| Err(ProviderError::Unavailable)
     );
@@ -416,7 +424,11 @@ async fn immediate(stats: &'static FnStats, x: u32) -> R {
         classify: classify,
         observers: |clock| (
             retry_runtime::__private::on_retry::<R, _>(|_, _| {}),
-            retry_runtime::__private::on_give_up::<R, _, _>(stats.name(), clock, |_, _| {}),
+            retry_runtime::OnGiveUp::new(
+                stats.name(),
+                clock,
+                retry_runtime::__private::give_up_hook::<R, _>(|_, _| {}),
+            ),
         ),
         |ctx| Ok(x + ctx.attempt())
     )

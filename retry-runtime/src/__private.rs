@@ -5,10 +5,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::{
-    Backoff, CallClock, Classification, GiveUpEvent, Jitter, OnGiveUp, OnRetry, RetryEvent,
-    RetryPolicy,
-};
+use crate::{Backoff, Classification, GiveUpEvent, Jitter, OnRetry, RetryEvent, RetryPolicy};
 
 pub use crate::call::{CallState, DynCallState, IsResult};
 pub use crate::classify::{
@@ -413,7 +410,8 @@ where
 }
 
 /// `on_give_up = f`: as [`on_retry`], gives the closure its argument types, in a call of its own
-/// so that a closure of the wrong shape is reported at the closure.
+/// so that a closure of the wrong shape is reported at the closure; the expansion then wraps it
+/// in an [`OnGiveUp`](crate::OnGiveUp) with the fn's name and the call's clock.
 #[inline(always)]
 pub fn give_up_hook<R, F>(f: F) -> F
 where
@@ -421,19 +419,6 @@ where
     F: Fn(&R::Err, &GiveUpEvent),
 {
     f
-}
-
-/// An [`OnGiveUp`] whose closure gets its argument types from `R`; `clock` is the call's
-/// [`CallState::clock`]. (The expansion types the closure with [`give_up_hook`] and builds the
-/// `OnGiveUp` itself.)
-#[inline(always)]
-pub fn on_give_up<R, F, C>(name: &'static str, clock: C, f: F) -> OnGiveUp<F, C>
-where
-    R: IsResult,
-    F: Fn(&R::Err, &GiveUpEvent),
-    C: CallClock,
-{
-    OnGiveUp::new(name, clock, f)
 }
 
 /// `on_success = f`: as [`give_up_hook`].
