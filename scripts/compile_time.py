@@ -155,7 +155,7 @@ def build(path, release, incremental, wrapper=None):
 WRAPPER = """#!/bin/sh
 rustc="$1"; shift
 case " $* " in
-  *" --crate-name hand "*|*" --crate-name annotated "*|*" --crate-name distinct "*|*" --crate-name defaults "*)
+  {patterns})
     for a in "$@"; do [ -n "$next" ] && name="$a" && next=; [ "$a" = --crate-name ] && next=1; done
     exec valgrind --tool=callgrind --callgrind-out-file="{work}/callgrind.$name" "$rustc" "$@" 2>/dev/null ;;
   *) exec "$rustc" "$@" ;;
@@ -167,7 +167,8 @@ def instructions(path, name, release):
     """(total, in the proc macro) instructions of one full build of the crate."""
     wrapper = os.path.join(WORK, "callgrind-rustc.sh")
     with open(wrapper, "w") as f:
-        f.write(WRAPPER.format(work=WORK))
+        patterns = "|".join(f'*" --crate-name {name} "*' for name, _, _ in CRATES)
+        f.write(WRAPPER.format(work=WORK, patterns=patterns))
     os.chmod(wrapper, 0o755)
     build(path, release, False, wrapper)
     out = os.path.join(WORK, f"callgrind.{name}")
@@ -188,11 +189,12 @@ def instructions(path, name, release):
     return total, macro
 
 
+# (name, label, template) of each generated crate, in the order of the table.
 CRATES = (
-    ("hand", "hand-written loops"),
-    ("annotated", "#[retry_on_failure(..literals..)], 3 distinct sets"),
-    ("distinct", "#[retry_on_failure(..literals..)], every fn its own"),
-    ("defaults", "#[retry_on_failure]"),
+    ("hand", "hand-written loops", HAND),
+    ("annotated", "#[retry_on_failure(..literals..)], 3 distinct sets", ANNOTATED),
+    ("distinct", "#[retry_on_failure(..literals..)], every fn its own", ANNOTATED_DISTINCT),
+    ("defaults", "#[retry_on_failure]", ANNOTATED_DEFAULTS),
 )
 
 
@@ -206,17 +208,10 @@ def main():
                     help="also generate every fn's code (box each future), as a binary would")
     args = ap.parse_args()
 
-    for name, _ in CRATES:
+    for name, _, _ in CRATES:
         shutil.rmtree(os.path.join(WORK, name), ignore_errors=True)
-    templates = {
-        "hand": HAND,
-        "annotated": ANNOTATED,
-        "distinct": ANNOTATED_DISTINCT,
-        "defaults": ANNOTATED_DEFAULTS,
-    }
     crates = {
-        name: generate(name, template, args.fns, args.codegen)
-        for name, template in templates.items()
+        name: generate(name, template, args.fns, args.codegen) for name, _, template in CRATES
     }
     profile = "release" if args.release else "debug"
     seconds = {}
@@ -244,7 +239,7 @@ def main():
         rule += "---:|---:|---:|"
     print(header)
     print(rule)
-    for name, label in CRATES:
+    for name, label, _ in CRATES:
         full, incr = seconds[False], seconds[True]
         row = (f"| {label} | {full[name]:.2f} | {full[name] / full['hand']:.2f}x "
                f"| {incr[name]:.2f} | {incr[name] / incr['hand']:.2f}x |")
